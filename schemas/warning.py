@@ -1,0 +1,65 @@
+"""Warning messages: the versioned, CAP-shaped output of the lifecycle.
+
+A *warning* is one episode of one hazard over an area (``warning_id``); each change to it
+is a new *message* (``message_id`` = ``<warning_id>.v<version>``) of type Alert, Update
+or Cancel, and every Update/Cancel lists all earlier messages of the warning in
+``references``, as CAP 1.2 requires. Ids are deterministic functions of the evidence, so a
+replay or a reprocessed record yields the same id and consumers drop the repeat.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from schemas.assessment import Evidence
+from schemas.common import Contract, Hazard, Level, TownshipCode, UtcDatetime
+
+MsgType = Literal["Alert", "Update", "Cancel"]
+
+
+class WarningMessage(Contract):
+    kind: Literal["warning"] = "warning"
+    message_id: str = Field(max_length=160)
+    warning_id: str = Field(max_length=150)
+    version: int = Field(ge=1)
+    msg_type: MsgType
+    status: Literal["Actual", "Exercise", "System", "Test", "Draft"] = "Actual"
+    hazard: Hazard
+    level: Level
+    township_codes: tuple[TownshipCode, ...] = Field(min_length=1)
+    sent_at: UtcDatetime
+    onset_at: UtcDatetime
+    expires_at: UtcDatetime
+    references: tuple[str, ...] = ()
+    headline: str = Field(max_length=200)
+    reason: str = Field(default="", max_length=500)
+    rule_id: str = Field(default="", max_length=64)
+    evidence: tuple[Evidence, ...] = ()
+    approval: Literal["auto", "held", "approved"] = "auto"
+    origin: Literal["rules", "manual"] = "rules"
+    sender: str = Field(default="earlywarn@wenzhou", max_length=120)
+
+    @model_validator(mode="after")
+    def _chain_consistent(self) -> WarningMessage:
+        if self.message_id != f"{self.warning_id}.v{self.version}":
+            msg = "message_id must be '<warning_id>.v<version>'"
+            raise ValueError(msg)
+        if self.msg_type == "Alert" and (self.version != 1 or self.references):
+            msg = "an Alert is version 1 and references nothing"
+            raise ValueError(msg)
+        if self.msg_type != "Alert":
+            expected = tuple(f"{self.warning_id}.v{v}" for v in range(1, self.version))
+            if self.references != expected:
+                msg = f"{self.msg_type} v{self.version} must reference every earlier message"
+                raise ValueError(msg)
+        if self.expires_at <= self.onset_at:
+            msg = "expires_at must be after onset_at"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def key(self) -> str:
+        """Topic key ``hazard:township`` (first township for multi-area manual warnings)."""
+        return f"{self.hazard}:{self.township_codes[0]}"

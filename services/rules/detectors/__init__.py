@@ -1,0 +1,1 @@
+"""Hazard detectors: pure functions of (observation, per-key state) -> assessment."""

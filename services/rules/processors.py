@@ -1,0 +1,130 @@
+"""The rules service's stream processors (runtime-agnostic adapters around pure logic).
+
+``RainstormProcessor``  obs.rain (key station)            -> hazard.assessments (key hazard:township)
+``LifecycleProcessor``  hazard.assessments (hazard:town)  -> warnings (key hazard:township)
+
+Writing assessments keyed ``hazard:township`` is the repartition step: the lifecycle's
+state for a township lives in exactly one partition whichever gauges report for it.
+Both reject malformed input to ``obs.rejected`` and carry on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+from schemas import topics as T
+from schemas.assessment import HazardAssessment
+from schemas.observations import RainObservation
+from services.common.bus.base import Emit, Record
+from services.common.bus.processor import Processor, StateStore
+from services.common.metrics import Metrics
+from services.common.rejects import describe_validation_error, rejection
+from services.rules.detectors.rainstorm import DEFAULT_RAINSTORM_RULES, RainstormRule, assess_rainstorm
+from services.rules.lifecycle import LifecyclePolicy, fold, new_state
+
+
+def _reject(record: Record, exc: ValidationError | ValueError, detail_prefix: str = "") -> Emit:
+    if isinstance(exc, ValidationError):
+        reason, detail, field = describe_validation_error(exc)
+    else:
+        reason, detail, field = "schema", str(exc), None
+    rejected = rejection(
+        source=f"{record.topic}[{record.partition}]@{record.offset}",
+        reason=reason,
+        detail=detail_prefix + detail,
+        field=field,
+        raw=record.value,
+        received_at=datetime.fromtimestamp(record.timestamp_ms / 1000, UTC),
+    )
+    return Emit(T.OBS_REJECTED, record.key or record.topic, rejected.model_dump_json().encode())
+
+
+class RainstormProcessor(Processor):
+    name: ClassVar[str] = "rules-rainstorm"
+    topics: ClassVar[tuple[str, ...]] = (T.OBS_RAIN,)
+    outputs: ClassVar[tuple[str, ...]] = (T.ASSESSMENTS, T.OBS_REJECTED)
+
+    def __init__(
+        self,
+        rules: tuple[RainstormRule, ...] = DEFAULT_RAINSTORM_RULES,
+        allowed_lateness_s: int = 600,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.rules = rules
+        self.allowed_lateness_s = allowed_lateness_s
+        self.metrics = metrics or Metrics()
+
+    def process(self, record: Record, state: StateStore) -> list[Emit]:
+        self.metrics.records_processed.labels(self.name).inc()
+        try:
+            obs = RainObservation.model_validate_json(record.value)
+        except ValidationError as exc:
+            self.metrics.observations_rejected.labels("schema").inc()
+            return [_reject(record, exc)]
+        if obs.township_code is None:
+            self.metrics.observations_rejected.labels("unknown_station").inc()
+            return [_reject(record, ValueError("township_code: observation was not enriched by ingest"))]
+        series: dict[str, float] = state.get(obs.station_id) or {}
+        assessment = assess_rainstorm(obs, series, obs.township_code, self.rules, self.allowed_lateness_s)
+        state[obs.station_id] = series
+        self.metrics.assessments.labels(assessment.hazard, assessment.level).inc()
+        return [Emit(T.ASSESSMENTS, assessment.key, assessment.model_dump_json().encode())]
+
+
+class LifecycleProcessor(Processor):
+    name: ClassVar[str] = "rules-lifecycle"
+    topics: ClassVar[tuple[str, ...]] = (T.ASSESSMENTS,)
+    outputs: ClassVar[tuple[str, ...]] = (T.WARNINGS, T.OBS_REJECTED)
+
+    def __init__(
+        self,
+        policy: LifecyclePolicy | None = None,
+        metrics: Metrics | None = None,
+        expected_sources: Callable[[str], frozenset[str]] | None = None,
+    ) -> None:
+        self.policy = policy or LifecyclePolicy()
+        self.metrics = metrics or Metrics()
+        self.expected_sources = expected_sources or (lambda _key: frozenset())
+
+    def process(self, record: Record, state: StateStore) -> list[Emit]:
+        self.metrics.records_processed.labels(self.name).inc()
+        try:
+            assessment = HazardAssessment.model_validate_json(record.value)
+        except ValidationError as exc:
+            self.metrics.observations_rejected.labels("schema").inc()
+            return [_reject(record, exc)]
+        key = assessment.key
+        current: dict[str, Any] = state.get(key) or new_state()
+        messages, late = fold(current, assessment, self.policy, self.expected_sources(key))
+        state[key] = current
+        if late:
+            self.metrics.late_records.labels(self.name).inc()
+        out: list[Emit] = []
+        for msg in messages:
+            if not late:
+                self.metrics.warnings_emitted.labels(msg.hazard, msg.level, msg.msg_type).inc()
+            out.append(Emit(T.WARNINGS, msg.key, msg.model_dump_json().encode()))
+        return out
+
+
+def rules_processors(
+    metrics: Metrics | None = None,
+    allowed_lateness_s: int = 600,
+    rain_gauges_by_township: Mapping[str, frozenset[str]] | None = None,
+) -> list[Processor]:
+    """The rules service's processors; ``rain_gauges_by_township`` comes from the registry."""
+    shared = metrics or Metrics()
+    gauges = rain_gauges_by_township or {}
+
+    def expected(key: str) -> frozenset[str]:
+        hazard, _, township = key.partition(":")
+        return gauges.get(township, frozenset()) if hazard == "rainstorm" else frozenset()
+
+    return [
+        RainstormProcessor(allowed_lateness_s=allowed_lateness_s, metrics=shared),
+        LifecycleProcessor(LifecyclePolicy(allowed_lateness_s=allowed_lateness_s), shared, expected),
+    ]
