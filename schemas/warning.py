@@ -19,6 +19,13 @@ from schemas.common import Contract, Hazard, Level, TownshipCode, UtcDatetime
 MsgType = Literal["Alert", "Update", "Cancel"]
 
 
+class MessageRef(Contract):
+    """An earlier message of the same warning, as CAP ``references`` needs it."""
+
+    message_id: str = Field(max_length=160)
+    sent_at: UtcDatetime
+
+
 class WarningMessage(Contract):
     kind: Literal["warning"] = "warning"
     message_id: str = Field(max_length=160)
@@ -32,7 +39,7 @@ class WarningMessage(Contract):
     sent_at: UtcDatetime
     onset_at: UtcDatetime
     expires_at: UtcDatetime
-    references: tuple[str, ...] = ()
+    references: tuple[MessageRef, ...] = ()
     headline: str = Field(max_length=200)
     reason: str = Field(default="", max_length=500)
     rule_id: str = Field(default="", max_length=64)
@@ -51,7 +58,7 @@ class WarningMessage(Contract):
             raise ValueError(msg)
         if self.msg_type != "Alert":
             expected = tuple(f"{self.warning_id}.v{v}" for v in range(1, self.version))
-            if self.references != expected:
+            if tuple(ref.message_id for ref in self.references) != expected:
                 msg = f"{self.msg_type} v{self.version} must reference every earlier message"
                 raise ValueError(msg)
         if self.expires_at <= self.onset_at:

@@ -107,7 +107,7 @@ class IngestGate:
         if kind not in station.kinds:
             return refuse(
                 "wrong_kind_for_station",
-                f"station {obs.station_id!r} does not produce {kind!r} observations",
+                f"kind: station {obs.station_id!r} does not produce {kind!r} observations",
                 "kind",
             )
         if scope is not None:

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.assessment import Evidence, HazardAssessment
 from schemas.common import LEVEL_RANK, RANK_LEVEL, Level
-from schemas.warning import MsgType, WarningMessage
+from schemas.warning import MessageRef, MsgType, WarningMessage
 
 HAZARD_ZH: dict[str, str] = {
     "rainstorm": "暴雨",
@@ -177,6 +177,7 @@ def decide(
             "below_since": None,
             "expires": tau,
             "rule_id": basis.rule_id,
+            "sent": [],
         }
         state["warning"] = warning
         return _message(warning, "Alert", tau, level_rank, evidence, basis, policy)
@@ -218,6 +219,8 @@ def _message(
     level: Level = RANK_LEVEL[level_rank]  # type: ignore[assignment]  # rank >= 1 here
     sent = _iso(tau)
     expires = sent + timedelta(seconds=policy.validity_s)
+    references = list(warning["sent"])
+    warning["sent"] = [*references, tau]
     if msg_type != "Cancel":
         warning["expires"] = int(expires.timestamp())
     hazard_zh = HAZARD_ZH[basis.hazard]
@@ -233,7 +236,10 @@ def _message(
         sent_at=sent,
         onset_at=sent,
         expires_at=expires,
-        references=tuple(f"{warning_id}.v{v}" for v in range(1, version)),
+        references=tuple(
+            MessageRef(message_id=f"{warning_id}.v{v}", sent_at=_iso(sent_s))
+            for v, sent_s in enumerate(references, start=1)
+        ),
         headline=f"{verb}{hazard_zh}{LEVEL_ZH[level]}预警 ({basis.hazard} {level}, {basis.township_code})",
         reason=f"{msg_type} at {sent:%Y-%m-%dT%H:%MZ} by rule {warning['rule_id']}",
         rule_id=warning["rule_id"],

@@ -84,7 +84,7 @@ def test_ids_unique_and_references_complete(levels: list[str]) -> None:
         assert [m.version for m in chain] == list(range(1, len(chain) + 1))
         assert chain[0].msg_type == "Alert"
         for m in chain[1:]:
-            assert m.references == tuple(x.message_id for x in chain[: m.version - 1])
+            assert [(r.message_id, r.sent_at) for r in m.references] == [(x.message_id, x.sent_at) for x in chain[: m.version - 1]]
         assert all(m.msg_type != "Cancel" for m in chain[:-1]), "nothing follows a Cancel"
 
 
