@@ -22,9 +22,7 @@ def _to_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
 """An aware datetime, normalised to UTC."""
 
-StationId = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
-]
+StationId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 TownshipCode = Annotated[str, StringConstraints(pattern=r"^\d{9}$")]
 """NBS 9-digit township-level code (Longgang, which has none, is 330383000)."""
 

@@ -17,6 +17,7 @@ from schemas.common import Contract, StationId, TownshipCode, UtcDatetime
 
 
 class ObservationBase(Contract):
+    kind: str
     station_id: StationId
     observed_at: UtcDatetime
     source: str = Field(default="sim", max_length=64, description="feed or integrator that sent it")
@@ -27,7 +28,7 @@ class ObservationBase(Contract):
     @property
     def dedup_key(self) -> str:
         """Identity of a reading: the same station, kind and instant is the same reading."""
-        kind: str = getattr(self, "kind")
+        kind: str = self.kind
         return f"{kind}|{self.station_id}|{self.observed_at.isoformat()}"
 
 
@@ -136,8 +137,8 @@ Observation = Annotated[
     RainObservation | RadarScan | GeoHazardObservation | WaterLevelObservation,
     Field(discriminator="kind"),
 ]
-OBSERVATION_ADAPTER: TypeAdapter[
-    RainObservation | RadarScan | GeoHazardObservation | WaterLevelObservation
-] = TypeAdapter(Observation)
+OBSERVATION_ADAPTER: TypeAdapter[RainObservation | RadarScan | GeoHazardObservation | WaterLevelObservation] = (
+    TypeAdapter(Observation)
+)
 
 ObservationKind = Literal["rain", "radar", "geohazard", "water_level"]

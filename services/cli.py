@@ -50,7 +50,9 @@ def run(
     )
 
     async def main() -> IngestCounts:
-        pipeline = MemoryPipeline(rules_processors(Metrics(), settings.rules.allowed_lateness_s, gauges_by_township(scenario)))
+        pipeline = MemoryPipeline(
+            rules_processors(Metrics(), settings.rules.allowed_lateness_s, gauges_by_township(scenario))
+        )
         await pipeline.start(lambda m: console.print(format_warning(m)))
         counts = IngestCounts()
         clock = VirtualClock(scenario.start, _speed(speed))
@@ -139,13 +141,13 @@ def dispatch(
         if seconds > 0:
             asyncio.get_running_loop().call_later(seconds, stop.set)
         try:
-            await collect_warnings(bus, "dispatch-log", stop, lambda m: console.print(format_warning(m), soft_wrap=True))
+            await collect_warnings(
+                bus, "dispatch-log", stop, lambda m: console.print(format_warning(m), soft_wrap=True)
+            )
         finally:
             await bus.stop()
 
     asyncio.run(main())
-
-
 
 
 if __name__ == "__main__":

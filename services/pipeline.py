@@ -49,7 +49,7 @@ async def publish_observations(
             emits.append(Emit(topics.OBS_REJECTED, source, result.model_dump_json().encode()))
         else:
             counts.accepted += 1
-            kind: str = getattr(result, "kind")
+            kind: str = result.kind
             if metrics:
                 metrics.observations_accepted.labels(kind).inc()
             emits.append(Emit(topics.OBS_TOPIC_BY_KIND[kind], result.station_id, result.model_dump_json().encode()))

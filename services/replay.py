@@ -34,7 +34,7 @@ async def replay_ticks(
         if after_tick is not None:
             result = after_tick(index)
             if hasattr(result, "__await__"):
-                await result  # type: ignore[misc]  # awaitable hook (e.g. a drain barrier)
+                await result
 
 
 def tick_span(ticks: list[list[ObservationBase]]) -> timedelta:

@@ -17,7 +17,7 @@ all pass through the same gate, so the rules are the same whatever the entry poi
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -66,17 +66,13 @@ class IngestGate:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._dedup_capacity = dedup_capacity
 
-    def admit(
-        self, raw: bytes | str, source: str, scope: Scope | None = None
-    ) -> ObservationBase | RejectedRecord:
+    def admit(self, raw: bytes | str, source: str, scope: Scope | None = None) -> ObservationBase | RejectedRecord:
         received_at = self.now()
         try:
             obs = OBSERVATION_ADAPTER.validate_json(raw)
         except ValidationError as exc:
             reason, detail, field = describe_validation_error(exc)
-            return rejection(
-                source=source, reason=reason, detail=detail, field=field, raw=raw, received_at=received_at
-            )
+            return rejection(source=source, reason=reason, detail=detail, field=field, raw=raw, received_at=received_at)
         return self.admit_model(obs, source, raw, scope, received_at)
 
     def admit_model(
@@ -88,7 +84,7 @@ class IngestGate:
         received_at: datetime | None = None,
     ) -> ObservationBase | RejectedRecord:
         received = received_at or self.now()
-        kind: str = getattr(obs, "kind")
+        kind: str = obs.kind
 
         def refuse(reason: str, detail: str, field: str) -> RejectedRecord:
             payload = raw if raw is not None else obs.model_dump_json()
@@ -141,7 +137,7 @@ class IngestGate:
         return obs
 
 
-def static_lookup(stations: dict[str, tuple[Collection[str], str | None]]) -> StationLookup:
+def static_lookup(stations: Mapping[str, tuple[Collection[str], str | None]]) -> StationLookup:
     """A lookup over a fixed table ``station_id -> (kinds, township)`` (tests, small sims)."""
     table = {sid: StationRef(frozenset(kinds), township) for sid, (kinds, township) in stations.items()}
     return table.get

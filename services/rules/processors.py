@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from schemas import topics as T
+from schemas import topics as tn
 from schemas.assessment import HazardAssessment
 from schemas.observations import RainObservation
 from services.common.bus.base import Emit, Record
@@ -40,13 +40,13 @@ def _reject(record: Record, exc: ValidationError | ValueError, detail_prefix: st
         raw=record.value,
         received_at=datetime.fromtimestamp(record.timestamp_ms / 1000, UTC),
     )
-    return Emit(T.OBS_REJECTED, record.key or record.topic, rejected.model_dump_json().encode())
+    return Emit(tn.OBS_REJECTED, record.key or record.topic, rejected.model_dump_json().encode())
 
 
 class RainstormProcessor(Processor):
     name: ClassVar[str] = "rules-rainstorm"
-    topics: ClassVar[tuple[str, ...]] = (T.OBS_RAIN,)
-    outputs: ClassVar[tuple[str, ...]] = (T.ASSESSMENTS, T.OBS_REJECTED)
+    topics: ClassVar[tuple[str, ...]] = (tn.OBS_RAIN,)
+    outputs: ClassVar[tuple[str, ...]] = (tn.ASSESSMENTS, tn.OBS_REJECTED)
 
     def __init__(
         self,
@@ -72,13 +72,13 @@ class RainstormProcessor(Processor):
         assessment = assess_rainstorm(obs, series, obs.township_code, self.rules, self.allowed_lateness_s)
         state[obs.station_id] = series
         self.metrics.assessments.labels(assessment.hazard, assessment.level).inc()
-        return [Emit(T.ASSESSMENTS, assessment.key, assessment.model_dump_json().encode())]
+        return [Emit(tn.ASSESSMENTS, assessment.key, assessment.model_dump_json().encode())]
 
 
 class LifecycleProcessor(Processor):
     name: ClassVar[str] = "rules-lifecycle"
-    topics: ClassVar[tuple[str, ...]] = (T.ASSESSMENTS,)
-    outputs: ClassVar[tuple[str, ...]] = (T.WARNINGS, T.OBS_REJECTED)
+    topics: ClassVar[tuple[str, ...]] = (tn.ASSESSMENTS,)
+    outputs: ClassVar[tuple[str, ...]] = (tn.WARNINGS, tn.OBS_REJECTED)
 
     def __init__(
         self,
@@ -107,7 +107,7 @@ class LifecycleProcessor(Processor):
         for msg in messages:
             if not late:
                 self.metrics.warnings_emitted.labels(msg.hazard, msg.level, msg.msg_type).inc()
-            out.append(Emit(T.WARNINGS, msg.key, msg.model_dump_json().encode()))
+            out.append(Emit(tn.WARNINGS, msg.key, msg.model_dump_json().encode()))
         return out
 
 

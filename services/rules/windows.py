@@ -30,6 +30,5 @@ def window_sums(series: dict[str, float], end_epoch_s: int, windows_s: Iterable[
     """Sum of reports with ``end - window < t <= end`` for each window length."""
     points = [(int(s), mm) for s, mm in series.items()]
     return {
-        window: round(sum(mm for t, mm in points if end_epoch_s - window < t <= end_epoch_s), 3)
-        for window in windows_s
+        window: round(sum(mm for t, mm in points if end_epoch_s - window < t <= end_epoch_s), 3) for window in windows_s
     }

@@ -75,8 +75,9 @@ async def test_accepted_plus_rejected_equals_received() -> None:
     bus = MemoryBus()
     gate = IngestGate(static_lookup({"G1": (("rain",), "330302006")}), lambda: datetime(2019, 8, 9, 13, tzinfo=UTC))
     payloads = [
-        json.dumps({"kind": "rain", "station_id": sid, "observed_at": f"2019-08-09T12:{m:02d}:00Z", "rain_mm": mm})
-        .encode()
+        json.dumps(
+            {"kind": "rain", "station_id": sid, "observed_at": f"2019-08-09T12:{m:02d}:00Z", "rain_mm": mm}
+        ).encode()
         for sid, m, mm in [("G1", 1, 1.0), ("G1", 2, -3.0), ("NOPE", 3, 1.0), ("G1", 4, 2.0), ("G1", 4, 2.0)]
     ] + [b"\xff\xfe garbage"]
     counts = IngestCounts()

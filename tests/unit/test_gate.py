@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -14,9 +14,7 @@ from schemas.rejected import RejectedRecord
 from services.ingest.gate import IngestGate, Scope, static_lookup
 
 NOW = datetime(2019, 8, 9, 12, 0, tzinfo=UTC)
-LOOKUP = static_lookup(
-    {"RAIN-A0001": (("rain",), "330302006"), "WL-OU-01": (("water_level",), "330302023")}
-)
+LOOKUP = static_lookup({"RAIN-A0001": (("rain",), "330302006"), "WL-OU-01": (("water_level",), "330302023")})
 
 
 def gate() -> IngestGate:
@@ -102,8 +100,10 @@ json_values = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(field=st.sampled_from(["station_id", "observed_at", "rain_mm", "interval_s", "wind_mean_ms", "kind"]),
-       value=json_values)
+@given(
+    field=st.sampled_from(["station_id", "observed_at", "rain_mm", "interval_s", "wind_mean_ms", "kind"]),
+    value=json_values,
+)
 def test_fuzz_field_values_accept_or_reject_with_reason(field: str, value: object) -> None:
     result = gate().admit(rain(**{field: value}), "fuzz")
     if isinstance(result, RejectedRecord):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ def assessment(source: str, minute: int, level: str) -> HazardAssessment:
         township_code="330302006",
         source_id=source,
         assessed_at=T0 + timedelta(minutes=minute),
-        level=level,  # type: ignore[arg-type]
+        level=level,
         rule_id="test",
     )
 
@@ -57,9 +58,7 @@ source_series = st.lists(st.sampled_from(LEVELS), min_size=1, max_size=40)
 def test_same_warnings_whatever_the_interleaving(series: list[list[str]], order_seed: Any) -> None:
     """Sources arrive through different partitions; the result must not depend on it."""
     length = min(len(s) for s in series)
-    per_source = [
-        [assessment(f"G{i}", 10 * t, lvl) for t, lvl in enumerate(s[:length])] for i, s in enumerate(series)
-    ]
+    per_source = [[assessment(f"G{i}", 10 * t, lvl) for t, lvl in enumerate(s[:length])] for i, s in enumerate(series)]
     in_time_order = [a for t in range(length) for a in (src[t] for src in per_source)]
     # random interleaving preserving each source's own order (one partition per source)
     cursors = [0] * len(per_source)
@@ -84,7 +83,9 @@ def test_ids_unique_and_references_complete(levels: list[str]) -> None:
         assert [m.version for m in chain] == list(range(1, len(chain) + 1))
         assert chain[0].msg_type == "Alert"
         for m in chain[1:]:
-            assert [(r.message_id, r.sent_at) for r in m.references] == [(x.message_id, x.sent_at) for x in chain[: m.version - 1]]
+            assert [(r.message_id, r.sent_at) for r in m.references] == [
+                (x.message_id, x.sent_at) for x in chain[: m.version - 1]
+            ]
         assert all(m.msg_type != "Cancel" for m in chain[:-1]), "nothing follows a Cancel"
 
 
@@ -99,9 +100,7 @@ def test_no_flapping_under_oscillating_input(low: str, period: int, cycles: int)
     high = LEVELS[LEVEL_RANK[low] + 1]
     levels = ([high] * period + [low] * period) * cycles
     messages = run([assessment("G1", 10 * i, lvl) for i, lvl in enumerate(levels)])
-    downgrades = [
-        m for prev, m in zip(messages, messages[1:], strict=False) if LEVEL_RANK[m.level] < LEVEL_RANK[prev.level]
-    ]
+    downgrades = [m for prev, m in itertools.pairwise(messages) if LEVEL_RANK[m.level] < LEVEL_RANK[prev.level]]
     # 10-min reports, dwell 60 min: a low spell of <= 5 reports (50 min) never de-escalates
     assert downgrades == []
     assert messages[0].level == high

@@ -10,9 +10,7 @@ def test_exports_match_models() -> None:
     on_disk = {p.name for p in JSON_DIR.glob("*.schema.json")}
     assert on_disk == set(rendered), "schema files and models differ: run `make schemas`"
     for filename, text in rendered.items():
-        assert (JSON_DIR / filename).read_text(encoding="utf-8") == text, (
-            f"{filename} is stale: run `make schemas`"
-        )
+        assert (JSON_DIR / filename).read_text(encoding="utf-8") == text, f"{filename} is stale: run `make schemas`"
 
 
 def test_observation_schema_is_a_discriminated_union() -> None:

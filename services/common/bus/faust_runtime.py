@@ -69,6 +69,10 @@ def build_app(
         broker_commit_every=100,
         broker_commit_interval=0.5,
         stream_wait_empty=False,
+        # a killed worker's partitions move to the survivors after this long
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=20.0,
     )
     for processor in processors:
         _register(app, processor, partitions, namespace)

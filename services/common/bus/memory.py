@@ -42,9 +42,7 @@ class _Group:
 
 
 class MemoryBus(Bus):
-    def __init__(
-        self, namespace: str = "", default_partitions: int = 4, retention_records: int = 200_000
-    ) -> None:
+    def __init__(self, namespace: str = "", default_partitions: int = 4, retention_records: int = 200_000) -> None:
         super().__init__(namespace)
         self.default_partitions = default_partitions
         self.retention_records = retention_records
