@@ -111,15 +111,18 @@ def rules(
 
     settings = load_settings(broker=broker)
     configure_logging(settings.log_level, settings.log_format)
+    processors = rules_processors(Metrics(), allowed_lateness_s, gauges_by_township(RainbandScenario()))
+    needed = sorted({t for p in processors for t in (*p.topics, *p.outputs)})
+    asyncio.run(KafkaBus(settings.kafka_bootstrap, namespace=namespace).ensure_topics(needed, partitions))
     faust_app = build_app(
         service="rules",
         bootstrap=settings.kafka_bootstrap,
-        processors=rules_processors(Metrics(), allowed_lateness_s, gauges_by_township(RainbandScenario())),
+        processors=processors,
         partitions=partitions,
         data_dir=data_dir,
         namespace=namespace,
     )
-    worker = faust.Worker(faust_app, loglevel="WARNING", quiet=True)
+    worker = faust.Worker(faust_app, loglevel=settings.log_level.upper(), quiet=True)
     sys.argv = sys.argv[:1]
     worker.execute_from_commandline()
 

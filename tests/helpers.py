@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from schemas.warning import WarningMessage
 from services.common.bus.base import Bus, Record
@@ -37,9 +38,15 @@ async def memory_run(scenario: RainbandScenario) -> tuple[list[WarningMessage], 
 
 
 async def read_until_idle(
-    bus: Bus, topics: list[str], group: str, idle_s: float, max_wait_s: float, expect: int | None = None
+    bus: Bus,
+    topics: list[str],
+    group: str,
+    idle_s: float,
+    max_wait_s: float,
+    expect: int | None = None,
+    done: Callable[[list[Record]], bool] | None = None,
 ) -> list[Record]:
-    """Consume until nothing new arrived for ``idle_s`` (or ``expect`` records), bounded."""
+    """Consume until nothing new arrived for ``idle_s``, or ``expect`` records, or ``done``."""
     sub = await bus.subscribe(topics, group=group)
     out: list[Record] = []
     loop = asyncio.get_running_loop()
@@ -52,6 +59,8 @@ async def read_until_idle(
                 out.extend(batch)
                 last_new = loop.time()
                 if expect is not None and len(out) >= expect:
+                    break
+                if done is not None and done(out):
                     break
             elif out and loop.time() - last_new > idle_s:
                 break
