@@ -119,7 +119,6 @@ def fmt_runs(values: list[float]) -> str:
     return f"median {median(values):,.0f} rec/s  (runs: {', '.join(f'{v:,.0f}' for v in values)})"
 
 
-
 async def main(records: int, batch: int, rounds: int, bootstrap: str | None) -> None:
     print(banner("bus throughput"))
     print(f"records per run: {records}, publish batch: {batch}, payload: {len(PAYLOAD)} bytes, rounds: {rounds}")
