@@ -29,8 +29,11 @@ TIMEOUT="${EARLYWARN_KAFKA_START_TIMEOUT:-90}"
 HEAP="${EARLYWARN_KAFKA_HEAP:-768m}"
 PIDFILE="$RUN/kafka.pid"
 
-python_bin() {
-  if [ -x "$REPO/.venv/bin/python" ]; then echo "$REPO/.venv/bin/python"; else echo python3; fi
+answers() {
+  # The broker answers the Kafka protocol (an ApiVersions round trip), not just an open port.
+  # Uses the broker's own jars, so it needs nothing but Java.
+  timeout 20 java -Dlog4j.configuration="file:$RUN/log4j-tools.properties" -cp "$LIB/*" \
+    kafka.admin.BrokerApiVersionsCommand --bootstrap-server "127.0.0.1:$PORT" >/dev/null 2>&1
 }
 
 fetch() {
@@ -51,24 +54,6 @@ running_pid() {
   # make sure the pid is still our broker, not a recycled pid
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $RUN/server.properties" || return 1
   echo "$pid"
-}
-
-answers() {
-  # The broker answers the Kafka protocol (metadata request), not just an open port.
-  "$(python_bin)" - "$PORT" <<'PY' >/dev/null 2>&1
-import asyncio, sys
-from aiokafka.admin import AIOKafkaAdminClient
-
-async def main() -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=f"127.0.0.1:{sys.argv[1]}", request_timeout_ms=3000)
-    await asyncio.wait_for(admin.start(), 5)
-    try:
-        await asyncio.wait_for(admin.list_topics(), 5)
-    finally:
-        await admin.close()
-
-asyncio.run(main())
-PY
 }
 
 write_config() {
@@ -113,6 +98,7 @@ log4j.logger.kafka.request.logger=WARN
 log4j.logger.state.change.logger=WARN
 log4j.logger.kafka.log.LogCleaner=WARN
 PROPS
+  printf 'log4j.rootLogger=ERROR, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\n' >"$RUN/log4j-tools.properties"
 }
 
 start() {
