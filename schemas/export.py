@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from schemas.assessment import HazardAssessment
+from schemas.command import OperatorCommand
+from schemas.coverage import CoverageReport
 from schemas.delivery import DeliveryJob, DeliveryReceipt
 from schemas.observations import (
     OBSERVATION_ADAPTER,
@@ -38,6 +40,8 @@ EXPORTS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "warnings": WarningMessage,
     "deliveries": DeliveryJob,
     "receipts": DeliveryReceipt,
+    "commands": OperatorCommand,
+    "coverage": CoverageReport,
 }
 
 

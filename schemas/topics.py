@@ -13,6 +13,8 @@ ASSESSMENTS: Final = "hazard.assessments"
 WARNINGS: Final = "warnings"
 DELIVERIES: Final = "deliveries"
 RECEIPTS: Final = "receipts"
+COMMANDS: Final = "commands"
+COVERAGE: Final = "coverage"
 
 OBS_TOPIC_BY_KIND: Final[dict[str, str]] = {
     "rain": OBS_RAIN,
@@ -31,4 +33,6 @@ ALL_TOPICS: Final = (
     WARNINGS,
     DELIVERIES,
     RECEIPTS,
+    COMMANDS,
+    COVERAGE,
 )
