@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -101,17 +103,29 @@ def rules(
     broker: BrokerOpt = "kafka://127.0.0.1:19092",
     namespace: NamespaceOpt = "",
     partitions: PartitionsOpt = 4,
+    engine: Annotated[str, typer.Option(help="native (aiokafka + changelog) or faust")] = "native",
     data_dir: Annotated[Path, typer.Option(help="faust worker data directory")] = Path(".earlywarn/rules"),
     allowed_lateness_s: Annotated[int, typer.Option(help="event-time lateness bound")] = 600,
 ) -> None:
-    """Run the rules processors as a faust worker (scale out: start more with the same namespace)."""
+    """Run the rules processors as a Kafka worker (scale out: start more with the same namespace)."""
+    settings = load_settings(broker=broker)
+    configure_logging(settings.log_level, settings.log_format)
+    processors = rules_processors(Metrics(), allowed_lateness_s, gauges_by_township(RainbandScenario()))
+    if engine == "native":
+        from services.common.bus.kafka_processor import run_processors
+
+        asyncio.run(
+            _run_until_signalled(
+                lambda stop: run_processors(settings.kafka_bootstrap, processors, partitions, namespace, stop)
+            )
+        )
+        return
+    if engine != "faust":
+        raise typer.BadParameter("engine must be 'native' or 'faust'")
     import faust
 
     from services.common.bus.faust_runtime import build_app
 
-    settings = load_settings(broker=broker)
-    configure_logging(settings.log_level, settings.log_format)
-    processors = rules_processors(Metrics(), allowed_lateness_s, gauges_by_township(RainbandScenario()))
     needed = sorted({t for p in processors for t in (*p.topics, *p.outputs)})
     asyncio.run(KafkaBus(settings.kafka_bootstrap, namespace=namespace).ensure_topics(needed, partitions))
     faust_app = build_app(
@@ -125,6 +139,15 @@ def rules(
     worker = faust.Worker(faust_app, loglevel=settings.log_level.upper(), quiet=True)
     sys.argv = sys.argv[:1]
     worker.execute_from_commandline()
+
+
+async def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)``; SIGTERM/SIGINT set ``stop`` for a clean flush-and-commit exit."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await main(stop)
 
 
 @app.command()

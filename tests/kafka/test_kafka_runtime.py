@@ -53,13 +53,14 @@ async def test_kafka_bus_roundtrip_keeps_key_partitioning(kafka_bootstrap: str, 
         await bus.stop()
 
 
+@pytest.mark.parametrize("engine", ["native", "faust"])
 async def test_parity_memory_and_kafka_give_identical_warnings(
-    kafka_bootstrap: str, namespace: str, tmp_path: Path
+    kafka_bootstrap: str, namespace: str, tmp_path: Path, engine: str
 ) -> None:
     scenario = RainbandScenario(seed=5, hours=20)
     expected, _ = await memory_run(scenario)
     assert expected, "the scenario must produce warnings to compare"
-    worker = rules_worker(kafka_bootstrap, namespace, tmp_path, "rules-1", PARITY_LATENESS_S)
+    worker = rules_worker(kafka_bootstrap, namespace, tmp_path, "rules-1", PARITY_LATENESS_S, engine)
     bus = await _bus(kafka_bootstrap, namespace)
     try:
         counts = IngestCounts()

@@ -44,10 +44,14 @@ class ServiceProcess:
         return "\n".join(text[-lines:])
 
 
-def rules_worker(bootstrap: str, namespace: str, workdir: Path, name: str, lateness_s: int) -> ServiceProcess:
+def rules_worker(
+    bootstrap: str, namespace: str, workdir: Path, name: str, lateness_s: int, engine: str = "native"
+) -> ServiceProcess:
     return ServiceProcess(
         [
             "rules",
+            "--engine",
+            engine,
             "--broker",
             f"kafka://{bootstrap}",
             "--namespace",

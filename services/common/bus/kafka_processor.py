@@ -1,0 +1,249 @@
+"""The native Kafka engine for stateful processors: aiokafka plus a changelog per processor.
+
+Same contract as faust's tables, with every step in our hands:
+
+1. A processor is a consumer group (``<namespace>earlywarn-<processor.name>``) over its
+   input topics; N workers share the partitions.
+2. Its state lives in per-partition dicts, backed by a compacted changelog topic
+   ``<namespace>earlywarn-<processor.name>-changelog`` with the same partition count: the
+   state entry for a key written while handling a record of partition p goes to changelog
+   partition p (inputs are keyed, so a key always lives in one partition).
+3. On assignment, each newly assigned partition's state is rebuilt by reading its changelog
+   partition from the beginning to the end offset, before any input of it is processed.
+4. Per batch: process every record, then send the emits and the changelog entries of the
+   keys touched, wait until all are acknowledged (acks=all, idempotent producer), and only
+   then commit the input offsets. On revocation the same flush-then-commit runs first.
+5. A worker killed anywhere in (4) leaves its input uncommitted: the next owner replays it
+   against state that is at least as new as the last commit, which the processors'
+   idempotence makes harmless (see ``Processor.process``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from services.common.bus.base import Emit, Record
+from services.common.bus.processor import Processor
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class _TrackingState:
+    """A partition's state dict that remembers which keys were written."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.dirty: set[str] = set()
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self.dirty.add(key)
+
+    def __delitem__(self, key: str) -> None:
+        self.data.pop(key, None)
+        self.dirty.add(key)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
+    def __init__(self, runner: KafkaProcessorRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        # The lock waits for a batch in flight: its state, emits and offsets go out whole.
+        async with self.runner.lock:
+            await self.runner.flush_and_commit()
+            for tp in revoked:
+                self.runner.drop_partition(tp.partition)
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        async with self.runner.lock:
+            await self.runner.restore({tp.partition for tp in assigned})
+
+
+class KafkaProcessorRunner:
+    def __init__(
+        self,
+        bootstrap: str,
+        processor: Processor,
+        partitions: int,
+        namespace: str = "",
+        max_records: int = 1000,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.processor = processor
+        self.partitions = partitions
+        self.namespace = namespace
+        self.max_records = max_records
+        self.group = f"{namespace}earlywarn-{processor.name}"
+        self.changelog = f"{self.group}-changelog"
+        self.state: dict[int, dict[str, Any]] = {}
+        self._pending: dict[TopicPartition, int] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self.processed = 0
+        self.lock = asyncio.Lock()
+
+    async def _ensure_topics(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            wanted = [
+                NewTopic(f"{self.namespace}{t}", num_partitions=self.partitions, replication_factor=1)
+                for t in (*self.processor.topics, *self.processor.outputs)
+            ]
+            wanted.append(
+                NewTopic(
+                    self.changelog,
+                    num_partitions=self.partitions,
+                    replication_factor=1,
+                    topic_configs={"cleanup.policy": "compact"},
+                )
+            )
+            new = [t for t in wanted if t.name not in existing]
+            if new:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(new)
+        finally:
+            await admin.close()
+
+    async def restore(self, partitions: set[int]) -> None:
+        """Rebuild the state of newly assigned partitions from the changelog."""
+        fresh = sorted(p for p in partitions if p not in self.state)
+        if not fresh:
+            return
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        await reader.start()
+        try:
+            tps = [TopicPartition(self.changelog, p) for p in fresh]
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            ends = await reader.end_offsets(tps)
+            restored = {p: dict[str, Any]() for p in fresh}
+            remaining = {tp for tp in tps if ends[tp] > 0}
+            while remaining:
+                batch = await reader.getmany(*remaining, timeout_ms=500)
+                for tp, messages in batch.items():
+                    for m in messages:
+                        key = m.key.decode("utf-8")
+                        if m.value is None:
+                            restored[tp.partition].pop(key, None)
+                        else:
+                            restored[tp.partition][key] = json.loads(m.value)
+                    if messages and messages[-1].offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+            self.state.update(restored)
+            log.info(
+                "state restored",
+                processor=self.processor.name,
+                partitions=fresh,
+                keys=sum(len(v) for v in restored.values()),
+            )
+        finally:
+            await reader.stop()
+
+    def drop_partition(self, partition: int) -> None:
+        self.state.pop(partition, None)
+
+    async def flush_and_commit(self) -> None:
+        if self._consumer is None or not self._pending:
+            return
+        if self._producer is not None:
+            await self._producer.flush()
+        await self._consumer.commit(dict(self._pending))
+        self._pending.clear()
+
+    async def _handle(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        assert self._producer is not None
+        futures: list[asyncio.Future[Any]] = []
+        for tp, messages in batches.items():
+            store = _TrackingState(self.state[tp.partition])
+            emits: list[Emit] = []
+            for m in messages:
+                record = Record(
+                    topic=tp.topic.removeprefix(self.namespace),
+                    partition=tp.partition,
+                    offset=m.offset,
+                    key=m.key.decode("utf-8") if m.key is not None else None,
+                    value=m.value or b"",
+                    timestamp_ms=m.timestamp,
+                )
+                emits.extend(self.processor.process(record, store))
+            for emit in emits:
+                futures.append(
+                    await self._producer.send(
+                        f"{self.namespace}{emit.topic}",
+                        value=emit.value,
+                        key=emit.key.encode("utf-8") if emit.key is not None else None,
+                    )
+                )
+            for key in store.dirty:
+                value = store.data.get(key)
+                futures.append(
+                    await self._producer.send(
+                        self.changelog,
+                        key=key.encode("utf-8"),
+                        value=None if value is None else json.dumps(value, separators=(",", ":")).encode(),
+                        partition=tp.partition,
+                    )
+                )
+            self._pending[tp] = messages[-1].offset + 1
+            self.processed += len(messages)
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._ensure_topics()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=2
+        )
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.max_records,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            rebalance_timeout_ms=30_000,
+        )
+        self._consumer.subscribe(
+            topics=[f"{self.namespace}{t}" for t in self.processor.topics], listener=_Rebalance(self)
+        )
+        await self._consumer.start()
+        try:
+            while not stop.is_set():
+                batches = await self._consumer.getmany(timeout_ms=100, max_records=self.max_records)
+                if batches:
+                    async with self.lock:
+                        owned = {tp: msgs for tp, msgs in batches.items() if tp.partition in self.state}
+                        await self._handle(owned)
+                        await self.flush_and_commit()
+        finally:
+            try:
+                async with self.lock:
+                    await self.flush_and_commit()
+            finally:
+                await self._consumer.stop()
+                await self._producer.stop()
+
+
+async def run_processors(
+    bootstrap: str, processors: Sequence[Processor], partitions: int, namespace: str, stop: asyncio.Event
+) -> None:
+    """Run several processors in one worker process until ``stop`` is set."""
+    runners = [KafkaProcessorRunner(bootstrap, p, partitions, namespace) for p in processors]
+    await asyncio.gather(*(r.run(stop) for r in runners))
