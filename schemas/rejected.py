@@ -21,6 +21,7 @@ RejectReason = Literal[
     "duplicate",
     "oversized",
     "unknown_feed",
+    "command_refused",
 ]
 
 

@@ -17,6 +17,9 @@ from schemas.assessment import Evidence
 from schemas.common import Contract, Hazard, Level, TownshipCode, UtcDatetime
 
 MsgType = Literal["Alert", "Update", "Cancel"]
+Approval = Literal["auto", "held", "approved", "released"]
+"""auto: no approval needed; held: waiting for an approver; approved: an approver released
+it; released: the approval deadline passed and the policy released it."""
 
 
 class MessageRef(Contract):
@@ -44,8 +47,21 @@ class WarningMessage(Contract):
     reason: str = Field(default="", max_length=500)
     rule_id: str = Field(default="", max_length=64)
     evidence: tuple[Evidence, ...] = ()
-    approval: Literal["auto", "held", "approved"] = "auto"
+    approval: Approval = "auto"
+    approved_by: str | None = Field(default=None, max_length=64)
     origin: Literal["rules", "manual"] = "rules"
+    issued_by: str | None = Field(default=None, max_length=64, description="actor of a manual warning")
+    hold_deadline_at: UtcDatetime | None = Field(default=None, description="for held messages")
+
+    @property
+    def disseminate(self) -> bool:
+        """Whether channels may send it: held messages wait for an approver."""
+        return self.approval != "held"
+
+    @property
+    def state_key(self) -> str:
+        """Identity of this message *and* its approval state (consumers dedup on it)."""
+        return f"{self.message_id}|{self.approval}"
     sender: str = Field(default="earlywarn@wenzhou", max_length=120)
 
     @model_validator(mode="after")

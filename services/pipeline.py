@@ -70,7 +70,7 @@ async def collect_warnings(
         while not stop.is_set():
             for record in await sub.getmany(timeout_s=0.05, max_records=1000):
                 msg = WarningMessage.model_validate_json(record.value)
-                if seen.first_time(msg.message_id):
+                if seen.first_time(msg.state_key):
                     on_warning(msg)
             await sub.commit()
     finally:

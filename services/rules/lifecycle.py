@@ -29,17 +29,27 @@ Decisions at ``τ`` (pure, ``decide``):
 - level below, for ≥ dwell          → Update down (de-escalate after the dwell)
 - level none for ≥ quiet period     → Cancel (all-clear); the episode ends
 - still active near expiry          → Update (renew ``expires_at``)
+
+Approval (``HoldRule``, per hazard, level and origin): a message that needs an approver is
+published with ``approval="held"`` (channels do not send it) and kept with a deadline; an
+``approve`` command re-publishes the same message id as ``approved``; a ``reject`` drops it
+(and, for an Alert, suppresses that level until the evidence falls back or rises); when
+event time passes the deadline the rule either releases it (``released``) or drops it.
+Operator commands (``schemas.command``) enter here too: manual warnings get their own
+``warning_id`` and version chain, cancellations become Cancel messages referencing every
+earlier message, so every warning has one history whatever its origin.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.assessment import Evidence, HazardAssessment
-from schemas.common import LEVEL_RANK, RANK_LEVEL, Level
+from schemas.command import OperatorCommand
+from schemas.common import LEVEL_RANK, RANK_LEVEL, Hazard, Level
 from schemas.warning import MessageRef, MsgType, WarningMessage
 
 HAZARD_ZH: dict[str, str] = {
@@ -55,6 +65,29 @@ HAZARD_ZH: dict[str, str] = {
 LEVEL_ZH: dict[str, str] = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
 
 
+class HoldRule(BaseModel):
+    """Messages matching this rule wait for an approver (Cancel messages never wait)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    hazard: Hazard | Literal["*"] = "*"
+    level: Level
+    origin: Literal["rules", "manual", "*"] = "*"
+    deadline_s: int = Field(default=900, ge=0, description="event-time seconds an approver has")
+    on_deadline: Literal["release", "drop"] = "release"
+
+    def matches(self, hazard: str, level: str, origin: str) -> bool:
+        return self.hazard in ("*", hazard) and self.level == level and self.origin in ("*", origin)
+
+
+DEFAULT_HOLDS: tuple[HoldRule, ...] = (
+    HoldRule(level="red", origin="manual", deadline_s=900),
+    HoldRule(level="orange", origin="manual", deadline_s=900),
+)
+"""Automatic warnings go out at once (lead time is the point); a manual orange or red warning
+needs a second person, and is released after 15 minutes if nobody answers."""
+
+
 class LifecyclePolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -64,6 +97,10 @@ class LifecyclePolicy(BaseModel):
     deescalate_dwell_s: int = Field(default=3600, ge=0)
     all_clear_quiet_s: int = Field(default=3 * 3600, ge=0)
     outbox_keep_s: int = Field(default=3600, ge=0, description="re-emit window after a repeat")
+    holds: tuple[HoldRule, ...] = DEFAULT_HOLDS
+
+    def hold_for(self, hazard: str, level: str, origin: str) -> HoldRule | None:
+        return next((h for h in self.holds if h.matches(hazard, level, origin)), None)
 
 
 def _iso(epoch_s: int) -> datetime:
@@ -71,7 +108,16 @@ def _iso(epoch_s: int) -> datetime:
 
 
 def new_state() -> dict[str, Any]:
-    return {"sources": {}, "decided_until": None, "warning": None, "outbox": []}
+    return {
+        "sources": {},
+        "decided_until": None,
+        "warning": None,
+        "manual": {},
+        "held": [],
+        "suppress_rank": 0,
+        "commands": [],
+        "outbox": [],
+    }
 
 
 def fold(
@@ -109,11 +155,11 @@ def fold(
     )
     emitted: list[WarningMessage] = []
     for tau in times:
+        emitted.extend(_expire_holds(state, tau))
         level_rank, evidence = _township_level(state["sources"], tau)
         msg = decide(state, tau, level_rank, evidence, assessment, policy)
         if msg is not None:
-            emitted.append(msg)
-            state["outbox"].append({"t": tau, "msg": msg.model_dump(mode="json")})
+            emitted.append(_publish(state, msg, tau, policy))
     state["decided_until"] = watermark
     _prune(state, watermark, policy)
     return emitted, False
@@ -155,6 +201,34 @@ def _prune(state: dict[str, Any], watermark: int, policy: LifecyclePolicy) -> No
     state["outbox"] = [m for m in state["outbox"] if m["t"] >= horizon]
 
 
+def _publish(state: dict[str, Any], msg: WarningMessage, tau: int, policy: LifecyclePolicy) -> WarningMessage:
+    """Apply the approval policy and record the message in the outbox."""
+    rule = None if msg.msg_type == "Cancel" else policy.hold_for(msg.hazard, msg.level, msg.origin)
+    if rule is not None:
+        deadline = tau + rule.deadline_s
+        msg = msg.model_copy(update={"approval": "held", "hold_deadline_at": _iso(deadline)})
+        state["held"].append(
+            {"deadline": deadline, "on_deadline": rule.on_deadline, "msg": msg.model_dump(mode="json")}
+        )
+    state["outbox"].append({"t": tau, "msg": msg.model_dump(mode="json")})
+    return msg
+
+
+def _expire_holds(state: dict[str, Any], tau: int) -> list[WarningMessage]:
+    released: list[WarningMessage] = []
+    keep = []
+    for held in state["held"]:
+        if held["deadline"] > tau:
+            keep.append(held)
+            continue
+        if held["on_deadline"] == "release":
+            msg = WarningMessage.model_validate(held["msg"]).model_copy(update={"approval": "released"})
+            state["outbox"].append({"t": tau, "msg": msg.model_dump(mode="json")})
+            released.append(msg)
+    state["held"] = keep
+    return released
+
+
 def decide(
     state: dict[str, Any],
     tau: int,
@@ -163,44 +237,159 @@ def decide(
     basis: HazardAssessment,
     policy: LifecyclePolicy,
 ) -> WarningMessage | None:
-    """One decision at event time ``tau``; mutates ``state["warning"]``."""
+    """One decision at event time ``tau`` for the rules warning; mutates ``state``."""
+    if level_rank <= state["suppress_rank"]:
+        if level_rank == 0:
+            state["suppress_rank"] = 0
+        level_rank = 0 if state["warning"] is None else level_rank
+    else:
+        state["suppress_rank"] = 0
     warning: dict[str, Any] | None = state["warning"]
     if warning is None:
         if level_rank == 0:
             return None
         warning_id = f"{basis.hazard}-{basis.township_code}-{_iso(tau):%Y%m%dT%H%M%SZ}"
-        warning = {
-            "warning_id": warning_id,
-            "version": 0,
-            "rank": level_rank,
-            "last_active": tau,
-            "below_since": None,
-            "expires": tau,
-            "rule_id": basis.rule_id,
-            "sent": [],
-        }
+        warning = _new_warning(warning_id, basis.hazard, (basis.township_code,), basis.rule_id, "rules", None)
+        warning["last_active"] = tau
         state["warning"] = warning
-        return _message(warning, "Alert", tau, level_rank, evidence, basis, policy)
+        return _message(warning, "Alert", tau, level_rank, evidence, policy)
 
     if level_rank > 0:
         warning["last_active"] = tau
     if level_rank > warning["rank"]:
         warning["below_since"] = None
-        return _message(warning, "Update", tau, level_rank, evidence, basis, policy)
+        return _message(warning, "Update", tau, level_rank, evidence, policy)
     if level_rank == 0 and tau - warning["last_active"] >= policy.all_clear_quiet_s:
         state["warning"] = None
-        return _message(warning, "Cancel", tau, warning["rank"], evidence, basis, policy)
+        return _message(warning, "Cancel", tau, warning["rank"], evidence, policy)
     if level_rank < warning["rank"]:
         if warning["below_since"] is None:
             warning["below_since"] = tau
         if level_rank > 0 and tau - warning["below_since"] >= policy.deescalate_dwell_s:
             warning["below_since"] = None
-            return _message(warning, "Update", tau, level_rank, evidence, basis, policy)
+            return _message(warning, "Update", tau, level_rank, evidence, policy)
     else:
         warning["below_since"] = None
     if tau >= warning["expires"] - policy.renew_before_s and level_rank > 0:
-        return _message(warning, "Update", tau, warning["rank"], evidence, basis, policy)
+        return _message(warning, "Update", tau, warning["rank"], evidence, policy)
     return None
+
+
+def _new_warning(
+    warning_id: str,
+    hazard: str,
+    township_codes: tuple[str, ...],
+    rule_id: str,
+    origin: str,
+    issued_by: str | None,
+) -> dict[str, Any]:
+    return {
+        "warning_id": warning_id,
+        "hazard": hazard,
+        "township_codes": list(township_codes),
+        "version": 0,
+        "rank": 0,
+        "last_active": 0,
+        "below_since": None,
+        "expires": 0,
+        "rule_id": rule_id,
+        "origin": origin,
+        "issued_by": issued_by,
+        "sent": [],
+    }
+
+
+class CommandRefusedError(ValueError):
+    """An operator command that cannot be applied; the reason is shown to the operator."""
+
+
+def apply_command(state: dict[str, Any], command: OperatorCommand, policy: LifecyclePolicy) -> list[WarningMessage]:
+    """Apply an operator command at its own time; raise ``CommandRefusedError`` with the reason."""
+    tau = int(command.at.timestamp())
+    if command.command_id in state["commands"]:
+        return [WarningMessage.model_validate(m["msg"]) for m in state["outbox"] if m["t"] >= tau]
+    out = _expire_holds(state, tau)
+    if command.action == "acknowledge":
+        pass
+    elif command.action in ("approve", "reject"):
+        out.extend(_decide_held(state, command, tau))
+    elif command.action == "cancel":
+        out.append(_cancel(state, command, tau, policy))
+    elif command.action == "issue_manual":
+        out.append(_issue_manual(state, command, tau, policy))
+    state["commands"] = [*state["commands"][-99:], command.command_id]
+    return out
+
+
+def _decide_held(state: dict[str, Any], command: OperatorCommand, tau: int) -> list[WarningMessage]:
+    if command.actor_role not in ("approver", "admin"):
+        raise CommandRefusedError(f"role {command.actor_role!r} may not {command.action} warnings")
+    wanted = [
+        h
+        for h in state["held"]
+        if h["msg"]["warning_id"] == command.warning_id
+        and (command.message_id is None or h["msg"]["message_id"] == command.message_id)
+    ]
+    if not wanted:
+        raise CommandRefusedError(f"no message of {command.warning_id} is waiting for approval")
+    out: list[WarningMessage] = []
+    for held in wanted:
+        msg = WarningMessage.model_validate(held["msg"])
+        if command.action == "approve":
+            if msg.origin == "manual" and msg.level == "red" and msg.issued_by == command.actor:
+                raise CommandRefusedError("a manual red warning needs a second person: no self-approval")
+            approved = msg.model_copy(update={"approval": "approved", "approved_by": command.actor})
+            state["outbox"].append({"t": tau, "msg": approved.model_dump(mode="json")})
+            out.append(approved)
+        elif msg.msg_type == "Alert" and state["warning"] and state["warning"]["warning_id"] == msg.warning_id:
+            state["suppress_rank"] = LEVEL_RANK[msg.level]
+            state["warning"] = None
+        elif msg.msg_type == "Alert":
+            state["manual"].pop(msg.warning_id, None)
+    state["held"] = [h for h in state["held"] if h not in wanted]
+    return out
+
+
+def _cancel(state: dict[str, Any], command: OperatorCommand, tau: int, policy: LifecyclePolicy) -> WarningMessage:
+    if command.actor_role == "viewer":
+        raise CommandRefusedError("a viewer may not cancel warnings")
+    warning: dict[str, Any] | None
+    if state["warning"] is not None and state["warning"]["warning_id"] == command.warning_id:
+        warning = state["warning"]
+        state["warning"] = None
+        state["suppress_rank"] = warning["rank"]
+    else:
+        warning = state["manual"].pop(command.warning_id or "", None)
+    if warning is None:
+        raise CommandRefusedError(f"no active warning {command.warning_id}")
+    state["held"] = [h for h in state["held"] if h["msg"]["warning_id"] != warning["warning_id"]]
+    msg = _message(
+        warning, "Cancel", tau, warning["rank"], [], policy, reason=f"cancelled by {command.actor}: {command.reason}"
+    )
+    return _publish(state, msg, tau, policy)
+
+
+def _issue_manual(state: dict[str, Any], command: OperatorCommand, tau: int, policy: LifecyclePolicy) -> WarningMessage:
+    manual = command.manual
+    if manual is None:  # guaranteed by the contract; kept for the type checker
+        raise CommandRefusedError("issue_manual needs 'manual'")
+    if command.actor_role == "viewer":
+        raise CommandRefusedError("a viewer may not issue warnings")
+    warning_id = f"manual-{manual.hazard}-{manual.township_codes[0]}-{command.command_id[:12]}"
+    warning = _new_warning(warning_id, manual.hazard, manual.township_codes, "manual", "manual", command.actor)
+    state["manual"][warning_id] = warning
+    msg = _message(
+        warning,
+        "Alert",
+        tau,
+        LEVEL_RANK[manual.level],
+        [],
+        policy,
+        reason=manual.description or f"manual warning by {command.actor}",
+        headline=manual.headline,
+        validity_s=manual.valid_for_s,
+    )
+    return _publish(state, msg, tau, policy)
 
 
 def _message(
@@ -209,30 +398,34 @@ def _message(
     tau: int,
     level_rank: int,
     evidence: list[dict[str, Any]],
-    basis: HazardAssessment,
     policy: LifecyclePolicy,
+    reason: str | None = None,
+    headline: str | None = None,
+    validity_s: int | None = None,
 ) -> WarningMessage:
     warning["version"] += 1
     warning["rank"] = level_rank
     version: int = warning["version"]
     warning_id: str = warning["warning_id"]
+    hazard: str = warning["hazard"]
+    towns: tuple[str, ...] = tuple(warning["township_codes"])
     level: Level = RANK_LEVEL[level_rank]  # type: ignore[assignment]  # rank >= 1 here
     sent = _iso(tau)
-    expires = sent + timedelta(seconds=policy.validity_s)
+    expires = sent + timedelta(seconds=validity_s or policy.validity_s)
     references = list(warning["sent"])
     warning["sent"] = [*references, tau]
     if msg_type != "Cancel":
         warning["expires"] = int(expires.timestamp())
-    hazard_zh = HAZARD_ZH[basis.hazard]
     verb = {"Alert": "发布", "Update": "更新", "Cancel": "解除"}[msg_type]
+    default_headline = f"{verb}{HAZARD_ZH[hazard]}{LEVEL_ZH[level]}预警 ({hazard} {level}, {','.join(towns)})"
     return WarningMessage(
         message_id=f"{warning_id}.v{version}",
         warning_id=warning_id,
         version=version,
         msg_type=msg_type,
-        hazard=basis.hazard,
+        hazard=hazard,
         level=level,
-        township_codes=(basis.township_code,),
+        township_codes=towns,
         sent_at=sent,
         onset_at=sent,
         expires_at=expires,
@@ -240,8 +433,10 @@ def _message(
             MessageRef(message_id=f"{warning_id}.v{v}", sent_at=_iso(sent_s))
             for v, sent_s in enumerate(references, start=1)
         ),
-        headline=f"{verb}{hazard_zh}{LEVEL_ZH[level]}预警 ({basis.hazard} {level}, {basis.township_code})",
-        reason=f"{msg_type} at {sent:%Y-%m-%dT%H:%MZ} by rule {warning['rule_id']}",
+        headline=(headline if msg_type == "Alert" and headline else default_headline)[:200],
+        reason=(reason or f"{msg_type} at {sent:%Y-%m-%dT%H:%MZ} by rule {warning['rule_id']}")[:500],
         rule_id=warning["rule_id"],
         evidence=tuple(Evidence.model_validate(e) for e in evidence),
+        origin=warning["origin"],
+        issued_by=warning["issued_by"],
     )

@@ -18,13 +18,15 @@ from pydantic import ValidationError
 
 from schemas import topics as tn
 from schemas.assessment import HazardAssessment
+from schemas.command import OperatorCommand
 from schemas.observations import RainObservation
+from schemas.warning import WarningMessage
 from services.common.bus.base import Emit, Record
 from services.common.bus.processor import Processor, StateStore
 from services.common.metrics import Metrics
 from services.common.rejects import describe_validation_error, rejection
 from services.rules.detectors.rainstorm import DEFAULT_RAINSTORM_RULES, RainstormRule, assess_rainstorm
-from services.rules.lifecycle import LifecyclePolicy, fold, new_state
+from services.rules.lifecycle import CommandRefusedError, LifecyclePolicy, apply_command, fold, new_state
 
 
 def _reject(record: Record, exc: ValidationError | ValueError, detail_prefix: str = "") -> Emit:
@@ -76,8 +78,10 @@ class RainstormProcessor(Processor):
 
 
 class LifecycleProcessor(Processor):
+    """Assessments and operator commands for one ``hazard:township`` meet here."""
+
     name: ClassVar[str] = "rules-lifecycle"
-    topics: ClassVar[tuple[str, ...]] = (tn.ASSESSMENTS,)
+    topics: ClassVar[tuple[str, ...]] = (tn.ASSESSMENTS, tn.COMMANDS)
     outputs: ClassVar[tuple[str, ...]] = (tn.WARNINGS, tn.OBS_REJECTED)
 
     def __init__(
@@ -92,6 +96,8 @@ class LifecycleProcessor(Processor):
 
     def process(self, record: Record, state: StateStore) -> list[Emit]:
         self.metrics.records_processed.labels(self.name).inc()
+        if record.topic == tn.COMMANDS:
+            return self._command(record, state)
         try:
             assessment = HazardAssessment.model_validate_json(record.value)
         except ValidationError as exc:
@@ -109,6 +115,34 @@ class LifecycleProcessor(Processor):
                 self.metrics.warnings_emitted.labels(msg.hazard, msg.level, msg.msg_type).inc()
             out.append(Emit(tn.WARNINGS, msg.key, msg.model_dump_json().encode()))
         return out
+
+    def _command(self, record: Record, state: StateStore) -> list[Emit]:
+        try:
+            command = OperatorCommand.model_validate_json(record.value)
+        except ValidationError as exc:
+            return [_reject(record, exc)]
+        key = record.key
+        if not key or ":" not in key:
+            return [_reject(record, ValueError("key: commands are keyed 'hazard:township'"))]
+        current: dict[str, Any] = state.get(key) or new_state()
+        try:
+            messages = apply_command(current, command, self.policy)
+        except CommandRefusedError as exc:
+            refused = rejection(
+                source=f"commands:{command.actor}",
+                reason="command_refused",
+                detail=f"{command.action} {command.warning_id or ''}: {exc}",
+                field="action",
+                raw=record.value,
+                received_at=command.at,
+            )
+            return [Emit(tn.OBS_REJECTED, key, refused.model_dump_json().encode())]
+        state[key] = current
+        return [self._warning_emit(m) for m in messages]
+
+    def _warning_emit(self, msg: WarningMessage) -> Emit:
+        self.metrics.warnings_emitted.labels(msg.hazard, msg.level, msg.msg_type).inc()
+        return Emit(tn.WARNINGS, msg.key, msg.model_dump_json().encode())
 
 
 def rules_processors(

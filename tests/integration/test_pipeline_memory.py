@@ -87,3 +87,49 @@ async def test_accepted_plus_rejected_equals_received() -> None:
     assert counts.received == len(payloads) == len(accepted) + len(rejected)
     assert (counts.accepted, counts.rejected) == (2, 4)
     assert counts.by_reason == {"implausible_value": 1, "unknown_station": 1, "duplicate": 1, "malformed_json": 1}
+
+
+async def test_operator_commands_flow_through_the_lifecycle() -> None:
+    from schemas.command import ManualWarning, OperatorCommand
+
+    received: list[WarningMessage] = []
+    pipeline = MemoryPipeline(rules_processors(Metrics()))
+    await pipeline.start(received.append)
+    at = datetime(2019, 8, 9, 12, 0, tzinfo=UTC)
+    issue = OperatorCommand(
+        command_id="c-issue-0001",
+        action="issue_manual",
+        actor="wang",
+        actor_role="duty_officer",
+        at=at,
+        manual=ManualWarning(
+            hazard="geohazard", level="red", township_codes=("330328100",), headline="山体滑坡红色预警"
+        ),
+    )
+    key = "geohazard:330328100"
+    await pipeline.bus.publish(topics.COMMANDS, key, issue.model_dump_json().encode())
+    await pipeline.drain()
+    (held,) = received
+    self_approve = issue.model_copy(
+        update={
+            "command_id": "c-appr-0001",
+            "action": "approve",
+            "actor_role": "approver",
+            "warning_id": held.warning_id,
+            "manual": None,
+        }
+    )
+    approve = self_approve.model_copy(update={"command_id": "c-appr-0002", "actor": "li"})
+    await pipeline.bus.publish_many(
+        [Emit(topics.COMMANDS, key, c.model_dump_json().encode()) for c in (self_approve, approve)]
+    )
+    await pipeline.drain()
+    assert [(m.message_id, m.approval) for m in received] == [
+        (held.message_id, "held"),
+        (held.message_id, "approved"),
+    ]
+    refused = await read_until_idle(pipeline.bus, [topics.OBS_REJECTED], "rej", idle_s=0.2, max_wait_s=2)
+    (record,) = [RejectedRecord.model_validate_json(r.value) for r in refused]
+    assert record.reason == "command_refused"
+    assert "self-approval" in record.detail
+    await pipeline.close()
