@@ -22,7 +22,7 @@ def msg(
         message_id=f"{wid}.v{version}",
         warning_id=wid,
         version=version,
-        msg_type=kind,  # type: ignore[arg-type]
+        msg_type=kind,
         hazard="short_heavy_rain",
         level=level,
         township_codes=(town,),
