@@ -16,6 +16,7 @@ from services.common.bus.kafka import KafkaBus
 from services.common.clock import VirtualClock
 from services.common.logging import configure_logging
 from services.common.metrics import Metrics
+from services.common.ops import serve_ops
 from services.common.settings import load_settings
 from services.dispatch.log_channel import format_warning
 from services.ingest.gate import static_lookup
@@ -31,6 +32,7 @@ SpeedOpt = Annotated[float, typer.Option(help="replay speed: N x real time; 0 = 
 BrokerOpt = Annotated[str, typer.Option(help="memory:// or kafka://host:port", envvar="EARLYWARN_BROKER")]
 NamespaceOpt = Annotated[str, typer.Option(help="topic/group prefix (isolates pipelines on one broker)")]
 PartitionsOpt = Annotated[int, typer.Option(help="partitions per topic")]
+MetricsPortOpt = Annotated[int, typer.Option(help="serve /metrics and /healthz on 127.0.0.1:PORT (0 = off)")]
 
 
 def _speed(value: float) -> float | None:
@@ -106,19 +108,23 @@ def rules(
     engine: Annotated[str, typer.Option(help="native (aiokafka + changelog) or faust")] = "native",
     data_dir: Annotated[Path, typer.Option(help="faust worker data directory")] = Path(".earlywarn/rules"),
     allowed_lateness_s: Annotated[int, typer.Option(help="event-time lateness bound")] = 600,
+    metrics_port: MetricsPortOpt = 0,
 ) -> None:
     """Run the rules processors as a Kafka worker (scale out: start more with the same namespace)."""
     settings = load_settings(broker=broker)
     configure_logging(settings.log_level, settings.log_format)
-    processors = rules_processors(Metrics(), allowed_lateness_s, gauges_by_township(RainbandScenario()))
+    metrics = Metrics()
+    processors = rules_processors(metrics, allowed_lateness_s, gauges_by_township(RainbandScenario()))
     if engine == "native":
         from services.common.bus.kafka_processor import run_processors
 
-        asyncio.run(
-            _run_until_signalled(
-                lambda stop: run_processors(settings.kafka_bootstrap, processors, partitions, namespace, stop)
+        async def worker(stop: asyncio.Event) -> None:
+            await asyncio.gather(
+                run_processors(settings.kafka_bootstrap, processors, partitions, namespace, stop),
+                serve_ops(metrics, lambda: not stop.is_set(), "rules", metrics_port, stop),
             )
-        )
+
+        asyncio.run(_run_until_signalled(worker))
         return
     if engine != "faust":
         raise typer.BadParameter("engine must be 'native' or 'faust'")
@@ -136,9 +142,9 @@ def rules(
         data_dir=data_dir,
         namespace=namespace,
     )
-    worker = faust.Worker(faust_app, loglevel=settings.log_level.upper(), quiet=True)
+    faust_worker = faust.Worker(faust_app, loglevel=settings.log_level.upper(), quiet=True)
     sys.argv = sys.argv[:1]
-    worker.execute_from_commandline()
+    faust_worker.execute_from_commandline()
 
 
 async def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
