@@ -62,6 +62,7 @@ class WarningMessage(Contract):
     def state_key(self) -> str:
         """Identity of this message *and* its approval state (consumers dedup on it)."""
         return f"{self.message_id}|{self.approval}"
+
     sender: str = Field(default="earlywarn@wenzhou", max_length=120)
 
     @model_validator(mode="after")

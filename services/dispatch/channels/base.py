@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.common import utc_now
 from schemas.delivery import DeliveryJob, DeliveryReceipt, DeliveryState
 from services.dispatch.render import RenderedMessage
 
@@ -187,6 +188,18 @@ def make_receipt(
         provider=provider[:64],
         reason=reason[:300],
     )
+
+
+def provider_time(value: object) -> datetime:
+    """A provider's ISO timestamp as an aware datetime; now (UTC) when absent or unusable."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return utc_now()
+        if parsed.tzinfo is not None:
+            return parsed
+    return utc_now()
 
 
 def check_class(cls: type[Channel]) -> list[str]:

@@ -16,12 +16,12 @@ other HTTP 4xx              no           ``http 4xx: <body excerpt>``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from schemas.common import utc_now
 
@@ -106,5 +106,7 @@ def failure_or_json(outcome: httpx.Response | HttpFailure) -> HttpFailure | dict
     return body
 
 
-def target_ids(batch: Sequence[Any]) -> list[str]:
-    return [job.target_id for job in batch]
+def bearer(secret: SecretStr) -> dict[str, str]:
+    """``Authorization: Bearer …`` when a key is configured, else no header."""
+    key = secret.get_secret_value()
+    return {"authorization": f"Bearer {key}"} if key else {}

@@ -42,10 +42,9 @@ from services.dispatch.render.vocab import (
     HAZARD_ZH,
     INSTRUCTION_ZH,
     bjt,
-    county_name_zh,
+    county_towns_zh,
     evidence_zh,
     group_by_county,
-    township_name_zh,
 )
 from services.dispatch.targeting import TownshipLookup
 
@@ -101,7 +100,7 @@ _DIGITS = "零一二三四五六七八九"
 
 
 def _zh_int(n: int) -> str:
-    """0–99,999,999 in Chinese reading form (一百零五, 两千, 十五)."""
+    """0–99,999,999 as read aloud (十五, 一百零五, 两千, 两万)."""
     if n < 0:
         return "负" + _zh_int(-n)
     if n < 10:
@@ -109,7 +108,8 @@ def _zh_int(n: int) -> str:
     if n >= 10**4:
         high, low = divmod(n, 10**4)
         tail = "" if low == 0 else ("零" if low < 1000 else "") + _zh_int(low)
-        return _zh_int(high) + "万" + tail
+        head = "两" if high == 2 else _zh_int(high)
+        return head + "万" + tail
     out = ""
     zero = False
     for value, unit in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
@@ -118,7 +118,8 @@ def _zh_int(n: int) -> str:
             if zero:
                 out += "零"
                 zero = False
-            out += _DIGITS[digit] + unit
+            spoken = "两" if digit == 2 and unit == "千" and not out else _DIGITS[digit]
+            out += spoken + unit
         elif out:
             zero = True
     if out.startswith("一十"):
@@ -145,7 +146,7 @@ def _spoken_clock(when: datetime) -> str:
 
 def tts_text(msg: WarningMessage, towns: TownshipLookup, county: str, codes: list[str], style: BroadcastStyle) -> str:
     """Natural spoken text for one county's terminals."""
-    area = county_name_zh(county, towns, codes) + "、".join(township_name_zh(c, towns) for c in codes)
+    area = county_towns_zh(county, codes, towns)
     signal = f"{HAZARD_ZH[msg.hazard]}{COLOUR_ZH[msg.level]}预警"
     when = _spoken_clock(msg.sent_at)
     if msg.msg_type == "Cancel":

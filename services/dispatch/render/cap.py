@@ -65,12 +65,11 @@ from services.dispatch.render.vocab import (
     bjt,
     cap_time,
     county_name_en,
-    county_name_zh,
+    county_towns_zh,
     evidence_en,
     evidence_zh,
     group_by_county,
     level_band,
-    township_name_zh,
     zh_clock,
     zh_window,
 )
@@ -310,8 +309,7 @@ def _info(root: etree._Element, msg: WarningMessage, towns: TownshipLookup, prof
     for county, codes in group_by_county(msg.township_codes):
         area = _sub(info, "area")
         if zh:
-            names = "、".join(township_name_zh(c, towns) for c in codes)
-            _sub(area, "areaDesc", f"温州市{county_name_zh(county, towns, codes)}{names}")
+            _sub(area, "areaDesc", f"温州市{county_towns_zh(county, codes, towns)}")
         else:
             _sub(area, "areaDesc", f"{county_name_en(county)}, Wenzhou: {len(codes)} township-level unit(s)")
         _pair(area, "geocode", profile.county_geocode_name, county)
@@ -323,7 +321,8 @@ def render_cap(msg: WarningMessage, towns: TownshipLookup, profile: CapProfile =
     """CAP 1.2 XML (UTF-8, with declaration) for one warning message."""
     if re.search(r"[\s,<&]", msg.sender):
         raise CapRenderError(f"CAP sender must not contain whitespace, ',' '<' or '&': {msg.sender!r}")
-    root = etree.Element(_NS + "alert", nsmap={None: CAP_NAMESPACE})
+    nsmap = {None: CAP_NAMESPACE}  # None = the default namespace (no prefix), as CAP examples use
+    root = etree.Element(_NS + "alert", nsmap=nsmap)  # type: ignore[arg-type]  # lxml-stubs omit the None key
     _sub(root, "identifier", cap_identifier(msg, profile))
     _sub(root, "sender", msg.sender)
     _sub(root, "sent", cap_time(msg.sent_at))
@@ -351,7 +350,7 @@ def cap_errors(xml_bytes: bytes) -> list[str]:
     schema = _schema()
     if schema.validate(doc):
         return []
-    return [f"line {e.line}: {e.message}" for e in schema.error_log]
+    return str(schema.error_log).splitlines()
 
 
 def validate_cap(xml_bytes: bytes) -> None:

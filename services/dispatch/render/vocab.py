@@ -157,6 +157,13 @@ def township_name_zh(code: str, towns: TownshipLookup) -> str:
     return info.name_zh if info is not None else code
 
 
+def county_towns_zh(county: str, codes: Sequence[str], towns: TownshipLookup) -> str:
+    """``瓯海区泽雅镇、瞿溪街道``; a unit named like its county (龙港市) is not repeated."""
+    county_name = county_name_zh(county, towns, codes)
+    names = [n for n in (township_name_zh(c, towns) for c in codes) if n != county_name]
+    return county_name + "、".join(names)
+
+
 AreaDetail = Literal["full", "county", "city"]
 
 
@@ -170,13 +177,11 @@ def area_zh(codes: Sequence[str], towns: TownshipLookup, detail: AreaDetail = "f
     groups = group_by_county(codes)
     n_towns = sum(len(g) for _, g in groups)
     if detail == "full":
-        return "，".join(
-            county_name_zh(c, towns, g) + "、".join(township_name_zh(t, towns) for t in g) for c, g in groups
-        )
+        return "，".join(county_towns_zh(c, g, towns) for c, g in groups)
     counties = "、".join(county_name_zh(c, towns, g) for c, g in groups)
     if detail == "county":
         if n_towns == 1:
-            return counties + township_name_zh(groups[0][1][0], towns)
+            return county_towns_zh(groups[0][0], groups[0][1], towns)
         return f"{counties}{n_towns}个乡镇（街道）"
     return counties if len(groups) == 1 else f"{city_zh}部分地区"
 
