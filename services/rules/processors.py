@@ -27,6 +27,7 @@ from services.common.metrics import Metrics
 from services.common.rejects import describe_validation_error, rejection
 from services.rules.detectors.rainstorm import DEFAULT_RAINSTORM_RULES, RainstormRule, assess_rainstorm
 from services.rules.lifecycle import CommandRefusedError, LifecyclePolicy, apply_command, fold, new_state
+from services.rules.windows import Series, new_series
 
 
 def _reject(record: Record, exc: ValidationError | ValueError, detail_prefix: str = "") -> Emit:
@@ -59,9 +60,15 @@ class RainstormProcessor(Processor):
         self.rules = rules
         self.allowed_lateness_s = allowed_lateness_s
         self.metrics = metrics or Metrics()
+        # labelled children resolved once: .labels() costs more than the rule on the hot path
+        self._processed = self.metrics.records_processed.labels(self.name)
+        self._by_level = {
+            level: self.metrics.assessments.labels("rainstorm", level)
+            for level in ("none", "blue", "yellow", "orange", "red")
+        }
 
     def process(self, record: Record, state: StateStore) -> list[Emit]:
-        self.metrics.records_processed.labels(self.name).inc()
+        self._processed.inc()
         try:
             obs = RainObservation.model_validate_json(record.value)
         except ValidationError as exc:
@@ -70,10 +77,10 @@ class RainstormProcessor(Processor):
         if obs.township_code is None:
             self.metrics.observations_rejected.labels("unknown_station").inc()
             return [_reject(record, ValueError("township_code: observation was not enriched by ingest"))]
-        series: dict[str, float] = state.get(obs.station_id) or {}
+        series: Series = state.get(obs.station_id) or new_series()
         assessment = assess_rainstorm(obs, series, obs.township_code, self.rules, self.allowed_lateness_s)
         state[obs.station_id] = series
-        self.metrics.assessments.labels(assessment.hazard, assessment.level).inc()
+        self._by_level[assessment.level].inc()
         return [Emit(tn.ASSESSMENTS, assessment.key, assessment.model_dump_json().encode())]
 
 
@@ -93,9 +100,10 @@ class LifecycleProcessor(Processor):
         self.policy = policy or LifecyclePolicy()
         self.metrics = metrics or Metrics()
         self.expected_sources = expected_sources or (lambda _key: frozenset())
+        self._processed = self.metrics.records_processed.labels(self.name)
 
     def process(self, record: Record, state: StateStore) -> list[Emit]:
-        self.metrics.records_processed.labels(self.name).inc()
+        self._processed.inc()
         if record.topic == tn.COMMANDS:
             return self._command(record, state)
         try:

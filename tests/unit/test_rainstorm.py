@@ -22,12 +22,13 @@ import pytest
 
 from schemas.observations import RainObservation
 from services.rules.detectors.rainstorm import assess_rainstorm
+from services.rules.windows import Series, new_series
 
 T0 = datetime(2019, 8, 9, 0, 0, tzinfo=UTC)
 
 
 def feed(timeline: str) -> str:
-    state: dict[str, float] = {}
+    state: Series = new_series()
     level = "none"
     for hour, char in enumerate(timeline, start=1):
         if char == "_":
@@ -58,17 +59,17 @@ def test_rainstorm_levels(timeline: str, expected: str) -> None:
 
 
 def test_redelivered_report_is_not_counted_twice() -> None:
-    state: dict[str, float] = {}
+    state: Series = new_series()
     obs = RainObservation(station_id="RAIN-A0001", observed_at=T0, rain_mm=30.0, interval_s=3600)
     first = assess_rainstorm(obs, state, "330302006")
     again = assess_rainstorm(obs, state, "330302006")
     assert first.level == again.level == "none"
-    assert len(state) == 1
+    assert len(state["t"]) == 1
 
 
 def test_late_report_counts_in_its_own_window() -> None:
     """A report arriving after a later one still adds to the windows that contain it."""
-    state: dict[str, float] = {}
+    state: Series = new_series()
     later = RainObservation(station_id="G", observed_at=T0 + timedelta(hours=2), rain_mm=30.0, interval_s=3600)
     late = RainObservation(station_id="G", observed_at=T0 + timedelta(hours=1), rain_mm=30.0, interval_s=3600)
     assess_rainstorm(later, state, "330302006")
@@ -80,16 +81,16 @@ def test_late_report_counts_in_its_own_window() -> None:
 
 
 def test_state_is_bounded_by_window_length() -> None:
-    state: dict[str, float] = {}
+    state: Series = new_series()
     for minute in range(0, 48 * 60, 5):
         obs = RainObservation(station_id="G", observed_at=T0 + timedelta(minutes=minute), rain_mm=0.1, interval_s=300)
         assess_rainstorm(obs, state, "330302006")
     # 12 h window + 10 min lateness at 5-min reports
-    assert len(state) <= 12 * 12 + 3
+    assert len(state["t"]) <= 12 * 12 + 3
 
 
 def test_evidence_names_window_and_threshold() -> None:
-    state: dict[str, float] = {}
+    state: Series = new_series()
     obs = RainObservation(station_id="RAIN-A0009", observed_at=T0, rain_mm=101.0, interval_s=3600)
     result = assess_rainstorm(obs, state, "330302006")
     assert result.level == "red"

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from schemas.assessment import Evidence, HazardAssessment
 from schemas.common import LevelOrNone
 from schemas.observations import RainObservation
-from services.rules.windows import add_report, evict_before, window_sums
+from services.rules.windows import Series, add_report, evict_before, newest, window_sums
 
 
 class RainstormRule(BaseModel):
@@ -36,17 +36,16 @@ RULE_ID = "cma-rainstorm-observed"
 
 def assess_rainstorm(
     obs: RainObservation,
-    state: dict[str, float],
+    state: Series,
     township_code: str,
     rules: tuple[RainstormRule, ...] = DEFAULT_RAINSTORM_RULES,
     allowed_lateness_s: int = 600,
 ) -> HazardAssessment:
-    """Fold ``obs`` into the gauge's window ``state`` and assess the signal level."""
+    """Fold ``obs`` into the gauge's window ``state`` (``windows.new_series()``) and assess."""
     end = int(obs.observed_at.timestamp())
     add_report(state, end, obs.rain_mm)
     longest = max(rule.window_s for rule in rules)
-    newest = max(int(s) for s in state)
-    evict_before(state, newest - longest - allowed_lateness_s)
+    evict_before(state, (newest(state) or end) - longest - allowed_lateness_s)
     sums = window_sums(state, end, {rule.window_s for rule in rules})
     level: LevelOrNone = "none"
     evidence: tuple[Evidence, ...] = ()
