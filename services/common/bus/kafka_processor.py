@@ -11,8 +11,9 @@ Same contract as faust's tables, with every step in our hands:
 3. On assignment, each newly assigned partition's state is rebuilt by reading its changelog
    partition from the beginning to the end offset, before any input of it is processed.
 4. Per batch: process every record, then send the emits and the changelog entries of the
-   keys touched, wait until all are acknowledged (acks=all, idempotent producer), and only
-   then commit the input offsets. On revocation the same flush-then-commit runs first.
+   keys touched as one producer batch per (topic, partition) — Kafka's key→partition rule
+   applied here, no per-message await — wait until all are acknowledged (acks=all,
+   idempotent producer), and only then commit the input offsets. On revocation the same flush-then-commit runs first.
 5. A worker killed anywhere in (4) leaves its input uncommitted: the next owner replays it
    against state that is at least as new as the last commit, which the processors'
    idempotence makes harmless (see ``Processor.process``).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from services.common.bus.base import Emit, Record
+from services.common.bus.base import Record, partition_for
 from services.common.bus.processor import Processor
 from services.common.logging import get_logger
 
@@ -166,11 +168,11 @@ class KafkaProcessorRunner:
         self._pending.clear()
 
     async def _handle(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        """Process a fetched batch; send emits and changelog entries as per-partition batches."""
         assert self._producer is not None
-        futures: list[asyncio.Future[Any]] = []
+        outgoing: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
         for tp, messages in batches.items():
             store = _TrackingState(self.state[tp.partition])
-            emits: list[Emit] = []
             for m in messages:
                 record = Record(
                     topic=tp.topic.removeprefix(self.namespace),
@@ -180,27 +182,25 @@ class KafkaProcessorRunner:
                     value=m.value or b"",
                     timestamp_ms=m.timestamp,
                 )
-                emits.extend(self.processor.process(record, store))
-            for emit in emits:
-                futures.append(
-                    await self._producer.send(
-                        f"{self.namespace}{emit.topic}",
-                        value=emit.value,
-                        key=emit.key.encode("utf-8") if emit.key is not None else None,
-                    )
-                )
-            for key in store.dirty:
-                value = store.data.get(key)
-                futures.append(
-                    await self._producer.send(
-                        self.changelog,
-                        key=key.encode("utf-8"),
-                        value=None if value is None else json.dumps(value, separators=(",", ":")).encode(),
-                        partition=tp.partition,
-                    )
-                )
+                for emit in self.processor.process(record, store):
+                    emit_key = emit.key.encode("utf-8") if emit.key is not None else None
+                    partition = partition_for(emit.key, self.partitions) if emit.key is not None else tp.partition
+                    outgoing[(f"{self.namespace}{emit.topic}", partition)].append((emit_key, emit.value))
+            for state_key in store.dirty:
+                value = store.data.get(state_key)
+                encoded = None if value is None else json.dumps(value, separators=(",", ":")).encode()
+                outgoing[(self.changelog, tp.partition)].append((state_key.encode("utf-8"), encoded))
             self._pending[tp] = messages[-1].offset + 1
             self.processed += len(messages)
+        futures = []
+        for (topic, partition), items in outgoing.items():
+            batch = self._producer.create_batch()
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+                    batch = self._producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            futures.append(await self._producer.send_batch(batch, topic, partition=partition))
         if futures:
             await asyncio.gather(*futures)
 
