@@ -157,3 +157,46 @@ async def test_malformed_observation_on_kafka_goes_to_rejected(
     finally:
         worker.stop()
         await bus.stop()
+
+
+async def test_ingest_accounting_on_kafka(kafka_bootstrap: str, namespace: str) -> None:
+    """Accepted + rejected = received, counted from what is on the broker's topics."""
+    from datetime import UTC, datetime
+
+    from services.ingest.gate import IngestGate
+    from services.pipeline import publish_observations
+
+    bus = await _bus(kafka_bootstrap, namespace)
+    try:
+        gate = IngestGate(
+            static_lookup({"G1": (("rain",), "330302006"), "W1": (("water_level",), "330302023")}),
+            lambda: datetime(2019, 8, 9, 13, tzinfo=UTC),
+        )
+        good = [
+            json.dumps(
+                {"kind": "rain", "station_id": "G1", "observed_at": f"2019-08-09T12:{m:02d}:00Z", "rain_mm": 1.0}
+            )
+            for m in range(20)
+        ] + [
+            json.dumps(
+                {"kind": "water_level", "station_id": "W1", "observed_at": "2019-08-09T12:00:00Z", "level_m": 3.2}
+            )
+        ]
+        bad = [
+            "{",
+            json.dumps({"kind": "rain", "station_id": "G1", "observed_at": "2019-08-09T12:00:00Z", "rain_mm": 1.0}),
+            json.dumps({"kind": "rain", "station_id": "G9", "observed_at": "2019-08-09T12:30:00Z", "rain_mm": 1.0}),
+            json.dumps(
+                {"kind": "water_level", "station_id": "W1", "observed_at": "2031-01-01T00:00:00Z", "level_m": 1}
+            ),
+        ]
+        counts = IngestCounts()
+        await publish_observations(bus, gate, [p.encode() for p in good + bad], "kafka-itest", counts)
+        obs = await read_until_idle(
+            bus, [topics.OBS_RAIN, topics.OBS_WATER], "acc", idle_s=2.0, max_wait_s=60, expect=len(good)
+        )
+        rejected = await read_until_idle(bus, [topics.OBS_REJECTED], "rej", idle_s=2.0, max_wait_s=60, expect=len(bad))
+        assert counts.received == len(good) + len(bad) == len(obs) + len(rejected)
+        assert counts.by_reason == {"malformed_json": 1, "duplicate": 1, "unknown_station": 1, "timestamp_future": 1}
+    finally:
+        await bus.stop()
