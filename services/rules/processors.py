@@ -25,9 +25,13 @@ from services.common.bus.base import Emit, Record
 from services.common.bus.processor import Processor, StateStore
 from services.common.metrics import Metrics
 from services.common.rejects import describe_validation_error, rejection
+from services.rules.detectors.health import RAIN_HEALTH, assess_health, downgrade, health_value, new_health_state
 from services.rules.detectors.rainstorm import DEFAULT_RAINSTORM_RULES, RainstormRule, assess_rainstorm
+from services.rules.detectors.short_heavy_rain import ShortHeavyRainConfig, assess_short_heavy_rain
+from services.rules.detectors.short_heavy_rain import new_gauge_state as new_shr_state
+from services.rules.detectors.wind import assess_gale, new_wind_state
 from services.rules.lifecycle import CommandRefusedError, LifecyclePolicy, apply_command, fold, new_state
-from services.rules.windows import Series, new_series
+from services.rules.windows import new_series
 
 
 def _reject(record: Record, exc: ValidationError | ValueError, detail_prefix: str = "") -> Emit:
@@ -47,6 +51,14 @@ def _reject(record: Record, exc: ValidationError | ValueError, detail_prefix: st
 
 
 class RainstormProcessor(Processor):
+    """Everything a rain gauge's reports can say, per station (state keyed by station id).
+
+    Per report: the CMA rainstorm signal (3/6/12 h), short-duration heavy rain (rolling
+    1 h) and, for automatic stations that report wind, the gale signal; each assessment
+    passes through the station's health (spikes, flat lines, staleness) so a faulty
+    sensor's reading alone cannot raise a warning (``detectors.health.downgrade``).
+    """
+
     name: ClassVar[str] = "rules-rainstorm"
     topics: ClassVar[tuple[str, ...]] = (tn.OBS_RAIN,)
     outputs: ClassVar[tuple[str, ...]] = (tn.ASSESSMENTS, tn.OBS_REJECTED)
@@ -60,10 +72,12 @@ class RainstormProcessor(Processor):
         self.rules = rules
         self.allowed_lateness_s = allowed_lateness_s
         self.metrics = metrics or Metrics()
+        self.shr_config = ShortHeavyRainConfig(allowed_lateness_s=allowed_lateness_s)
         # labelled children resolved once: .labels() costs more than the rule on the hot path
         self._processed = self.metrics.records_processed.labels(self.name)
-        self._by_level = {
-            level: self.metrics.assessments.labels("rainstorm", level)
+        self._assessed = {
+            (hazard, level): self.metrics.assessments.labels(hazard, level)
+            for hazard in ("rainstorm", "short_heavy_rain", "gale")
             for level in ("none", "blue", "yellow", "orange", "red")
         }
 
@@ -77,11 +91,29 @@ class RainstormProcessor(Processor):
         if obs.township_code is None:
             self.metrics.observations_rejected.labels("unknown_station").inc()
             return [_reject(record, ValueError("township_code: observation was not enriched by ingest"))]
-        series: Series = state.get(obs.station_id) or new_series()
-        assessment = assess_rainstorm(obs, series, obs.township_code, self.rules, self.allowed_lateness_s)
-        state[obs.station_id] = series
-        self._by_level[assessment.level].inc()
-        return [Emit(tn.ASSESSMENTS, assessment.key, assessment.model_dump_json().encode())]
+        station: dict[str, Any] = state.get(obs.station_id) or {
+            "rainstorm": new_series(),
+            "shr": new_shr_state(),
+            "wind": new_wind_state(),
+            "health": new_health_state(),
+        }
+        health = assess_health(obs.station_id, obs.observed_at, health_value(obs), station["health"], RAIN_HEALTH)
+        found: list[HazardAssessment | None] = [
+            assess_rainstorm(obs, station["rainstorm"], obs.township_code, self.rules, self.allowed_lateness_s),
+            assess_short_heavy_rain(obs, station["shr"], obs.township_code, self.shr_config),
+        ]
+        if obs.wind_mean_ms is not None:
+            found.append(assess_gale(obs, station["wind"], obs.township_code))
+        state[obs.station_id] = station
+        emits: list[Emit] = []
+        for raw in found:
+            if raw is None:
+                self.metrics.late_records.labels(self.name).inc()
+                continue
+            assessment = raw if health is None else downgrade(raw, health)
+            self._assessed[(assessment.hazard, assessment.level)].inc()
+            emits.append(Emit(tn.ASSESSMENTS, assessment.key, assessment.model_dump_json().encode()))
+        return emits
 
 
 class LifecycleProcessor(Processor):
@@ -163,8 +195,10 @@ def rules_processors(
     gauges = rain_gauges_by_township or {}
 
     def expected(key: str) -> frozenset[str]:
+        # every gauge reports rain, so both rain hazards may wait for all of a township's
+        # gauges; gale comes only from stations reporting wind (learned as they report)
         hazard, _, township = key.partition(":")
-        return gauges.get(township, frozenset()) if hazard == "rainstorm" else frozenset()
+        return gauges.get(township, frozenset()) if hazard in ("rainstorm", "short_heavy_rain") else frozenset()
 
     return [
         RainstormProcessor(allowed_lateness_s=allowed_lateness_s, metrics=shared),
