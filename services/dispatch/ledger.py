@@ -300,7 +300,9 @@ class Ledger:
         ack_deadline: datetime | None = None,
     ) -> bool:
         """Start tracking a job as ``pending`` (attempt 1). Idempotent: False if known."""
-        meta = self.messages.setdefault(job.message_id, MessageMeta(job.warning_id))
+        meta = self.messages.get(job.message_id)
+        if meta is None:  # not setdefault: a MessageMeta per call costs more than the rest of track
+            meta = self.messages[job.message_id] = MessageMeta(job.warning_id)
         key = (job.channel, job.target_id)
         if meta.sealed or key in self.entries.get(job.message_id, {}):
             # a sealed message's fan-out is complete: a job seen again is a redelivery
@@ -383,15 +385,36 @@ class Ledger:
         ``attempt`` overrides ``receipt.attempt``. Provider reports that do not know our
         attempt number go through ``apply_callback`` instead.
         """
-        table = self.entries.get(receipt.message_id)
-        entry = table.get((receipt.channel, receipt.target_id)) if table else None
+        return self.apply_state(
+            receipt.message_id,
+            receipt.channel,
+            receipt.target_id,
+            receipt.state,
+            attempt if attempt is not None else receipt.attempt,
+            receipt.provider,
+            receipt.reason,
+        )
+
+    def apply_state(
+        self,
+        message_id: str,
+        channel: str,
+        target_id: str,
+        state: DeliveryState,
+        attempt: int,
+        provider: str = "",
+        reason: str = "",
+    ) -> ApplyOutcome:
+        """``apply`` from the receipt's fields (no model built: the hot path of a fan-out)."""
+        table = self.entries.get(message_id)
+        entry = table.get((channel, target_id)) if table else None
         if entry is None:
-            if receipt.message_id in self.compacted_messages:
+            if message_id in self.compacted_messages:
                 self.stats.late += 1
                 return "late"
             self.stats.unknown += 1
             return "unknown"
-        new = progress(receipt.state, attempt if attempt is not None else receipt.attempt)
+        new = progress(state, attempt)
         old = progress(entry.state, entry.attempt)
         if new == old:
             self.stats.duplicates += 1
@@ -401,11 +424,11 @@ class Ledger:
             return "stale"
         if new[0] == 0:
             entry.attempt = new[1]
-        self._move(receipt.message_id, receipt.channel, entry, receipt.state)
-        if receipt.provider:
-            entry.provider = receipt.provider
-        entry.reason = receipt.reason
-        if receipt.state in ("delivered", "acknowledged"):
+        self._move(message_id, channel, entry, state)
+        if provider:
+            entry.provider = provider
+        entry.reason = reason
+        if state in ("delivered", "acknowledged"):
             entry.next_attempt_at = None
             entry.final = True
         self.stats.applied += 1
@@ -418,19 +441,36 @@ class Ledger:
         taken to be about the entry's current attempt. A ``failed`` report triggers the
         failure decision (retry / switch / other channel / give up) at ``at`` (default:
         the receipt's time)."""
-        entry = self.entry(receipt.message_id, receipt.channel, receipt.target_id)
-        outcome = self.apply(receipt, attempt=entry.attempt if entry else None)
+        return self.apply_report(
+            receipt.message_id,
+            receipt.channel,
+            receipt.target_id,
+            receipt.state,
+            at or receipt.at,
+            receipt.provider,
+            receipt.reason,
+            receipt.attempt,
+        )
+
+    def apply_report(
+        self,
+        message_id: str,
+        channel: str,
+        target_id: str,
+        state: DeliveryState,
+        at: datetime,
+        provider: str = "",
+        reason: str = "",
+        attempt_if_unknown: int = 1,
+    ) -> tuple[ApplyOutcome, Decision | None]:
+        """``apply_callback`` from the report's fields (no model built)."""
+        entry = self.entry(message_id, channel, target_id)
+        outcome = self.apply_state(
+            message_id, channel, target_id, state, entry.attempt if entry else attempt_if_unknown, provider, reason
+        )
         decision = None
-        if outcome == "applied" and receipt.state == "failed" and entry is not None:
-            decision = self._decide(
-                receipt.message_id,
-                receipt.channel,
-                receipt.target_id,
-                entry,
-                _ts(at or receipt.at),
-                retryable=True,
-                retry_after_s=None,
-            )
+        if outcome == "applied" and state == "failed" and entry is not None:
+            decision = self._decide(message_id, channel, target_id, entry, _ts(at), retryable=True, retry_after_s=None)
         return outcome, decision
 
     # -- send results -------------------------------------------------------------
@@ -453,18 +493,15 @@ class Ledger:
         for result in results:
             provider = provider or result.provider
             entry = table.get((channel, result.target_id))
-            receipt = DeliveryReceipt(
-                message_id=message_id,
-                warning_id=self._warning_of(message_id),
-                channel=channel,
-                target_id=result.target_id,
-                state=result.state,
-                at=at,
-                provider=result.provider[:64],
-                reason=result.reason[:300],
-                attempt=entry.attempt if entry else 1,
+            outcome = self.apply_state(
+                message_id,
+                channel,
+                result.target_id,
+                result.state,
+                entry.attempt if entry else 1,
+                result.provider[:64],
+                result.reason[:300],
             )
-            outcome = self.apply(receipt)
             summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
             if entry is not None and result.provider_message_id and outcome == "applied":
                 entry.provider_message_id = result.provider_message_id
@@ -728,7 +765,10 @@ class Ledger:
             for s, n in states.items()
             if s in ("pending", "submitted")
         )
-        retrying = any(e.state == "failed" and not e.final for e in self.entries.get(message_id, {}).values())
+        # only scanned when it can matter (a million-entry message is never scanned mid-fan-out)
+        retrying = open_states == 0 and any(
+            e.state == "failed" and not e.final for e in self.entries.get(message_id, {}).values()
+        )
         return CoverageReport(
             warning_id=self._warning_of(message_id),
             message_id=message_id,
@@ -770,28 +810,52 @@ class Ledger:
     def restore(
         cls, data: Mapping[str, Any], policy: LedgerPolicy | None = None, rng: random.Random | None = None
     ) -> Ledger:
-        if data.get("version") != 1:
-            raise ValueError(f"unsupported ledger snapshot version {data.get('version')!r}")
         ledger = cls(policy, rng)
-        for mid, m in data["messages"].items():
-            ledger.messages[mid] = MessageMeta(m["warning_id"], m["expires_at"], m["cancelled"], m["sealed"])
-        for row in data["entries"]:
-            mid, ch, tid, *values = row
-            entry = Entry(**dict(zip(_ENTRY_FIELDS, values, strict=True)))
-            ledger.entries.setdefault(mid, {})[(ch, tid)] = entry
-            if entry.next_attempt_at is not None and not entry.final:
-                heapq.heappush(ledger._retry_heap, (entry.next_attempt_at, mid, ch, tid))
-            if entry.ack_deadline is not None and not entry.escalated:
-                heapq.heappush(ledger._ack_heap, (entry.ack_deadline, mid, ch, tid))
-        ledger.counts = {m: {c: dict(s) for c, s in chs.items()} for m, chs in data["counts"].items()}
-        ledger.delivered_population = {m: dict(c) for m, c in data["delivered_population"].items()}
-        ledger.township_counts = {
-            m: {k: list(v) for k, v in rows.items()} for m, rows in data["township_counts"].items()
-        }
-        ledger.compacted_messages = set(data["compacted_messages"])
+        ledger.merge_snapshot(data)
         for p, b in data["breakers"].items():
             ledger.breakers[p] = CircuitBreaker(
                 ledger.policy.breaker, b["state"], b["failures"], b["opened_at"], b["probes"]
             )
         ledger.stats = LedgerStats(**data["stats"])
         return ledger
+
+    def merge_snapshot(self, data: Mapping[str, Any]) -> None:
+        """Add the messages, entries and counters of a snapshot to this ledger.
+
+        For a dispatcher that keeps one ledger for many warnings and restores them one at a
+        time (e.g. when a partition is assigned to it). The snapshot's message ids must not
+        be known here yet; its breakers and stats are not merged (they belong to the process).
+        """
+        if data.get("version") != 1:
+            raise ValueError(f"unsupported ledger snapshot version {data.get('version')!r}")
+        for mid, m in data["messages"].items():
+            self.messages[mid] = MessageMeta(m["warning_id"], m["expires_at"], m["cancelled"], m["sealed"])
+        for row in data["entries"]:
+            mid, ch, tid, *values = row
+            entry = Entry(**dict(zip(_ENTRY_FIELDS, values, strict=True)))
+            self.entries.setdefault(mid, {})[(ch, tid)] = entry
+            if entry.next_attempt_at is not None and not entry.final:
+                heapq.heappush(self._retry_heap, (entry.next_attempt_at, mid, ch, tid))
+            if entry.ack_deadline is not None and not entry.escalated:
+                heapq.heappush(self._ack_heap, (entry.ack_deadline, mid, ch, tid))
+        for m, chs in data["counts"].items():
+            self.counts[m] = {c: dict(s) for c, s in chs.items()}
+        for m, c in data["delivered_population"].items():
+            self.delivered_population[m] = dict(c)
+        for m, rows in data["township_counts"].items():
+            self.township_counts[m] = {k: list(v) for k, v in rows.items()}
+        self.compacted_messages.update(data["compacted_messages"])
+
+    def forget(self, message_ids: Iterable[str]) -> int:
+        """Drop everything known about these messages (their warning moved to another
+        worker, or it is long over). Heap items left behind are skipped lazily. Returns the
+        number of live entries dropped."""
+        dropped = 0
+        for mid in message_ids:
+            dropped += len(self.entries.pop(mid, {}))
+            self.messages.pop(mid, None)
+            self.counts.pop(mid, None)
+            self.delivered_population.pop(mid, None)
+            self.township_counts.pop(mid, None)
+            self.compacted_messages.discard(mid)
+        return dropped

@@ -9,7 +9,10 @@ Behaviour (``GatewayBehaviour``), applied to each request in this order::
     4. per target   rejected with probability ``error_rate``, else accepted with a provider id
     5. receipts     after ``receipt_delay_ms`` (+ jitter), POST the accepted targets' receipts
                     to the callback URL; each fails with ``delivery_failure_rate`` and is sent
-                    twice with ``duplicate_receipt_p`` (the copy arrives a little later)
+                    twice with ``duplicate_receipt_p`` (the copy arrives a little later). A POST
+                    that meets a transport error or a 5xx is retried ``receipt_retries`` times
+                    (backoff ``receipt_retry_backoff_ms`` doubling), as real gateways retry
+                    delivery reports; a 4xx (the receiver refused it) is not retried.
 
 Determinism: per-target outcomes (reject, delivery failure, duplicate, provider id) are
 keyed hashes of ``(seed, kind, message ref, target)`` — the same for a given seed whatever
@@ -69,6 +72,8 @@ class GatewayBehaviour(BaseModel):
     delivery_failure_rate: float = Field(default=0.0, ge=0, le=1)
     duplicate_receipt_p: float = Field(default=0.0, ge=0, le=1)
     duplicate_lag_ms: float = Field(default=30.0, ge=0)
+    receipt_retries: int = Field(default=3, ge=0, le=20, description="re-POSTs of a receipt batch after errors")
+    receipt_retry_backoff_ms: float = Field(default=250.0, ge=0)
     callback_url: str | None = Field(default=None, description="used when a request names none")
     api_key: SecretStr | None = Field(default=None, description="if set, require 'Authorization: Bearer <key>'")
 
@@ -237,16 +242,27 @@ class GatewaySim:
             self._client = httpx.AsyncClient(timeout=10.0)
         for start in range(0, len(receipts), 500):
             chunk = receipts[start : start + 500]
-            try:
-                response = await self._client.post(url, json={"receipts": chunk})
-                response.raise_for_status()
-            except httpx.HTTPError:
+            if not await self._post_receipts(url, chunk):
                 self.stats.receipt_post_failures += 1
                 continue
             if duplicate:
                 self.stats.duplicate_receipts_sent += len(chunk)
             else:
                 self.stats.receipts_sent += len(chunk)
+
+    async def _post_receipts(self, url: str, chunk: list[dict[str, Any]]) -> bool:
+        assert self._client is not None
+        b = self.behaviour
+        for attempt in range(b.receipt_retries + 1):
+            if attempt:
+                await asyncio.sleep(b.receipt_retry_backoff_ms / 1000 * 2 ** (attempt - 1))
+            try:
+                response = await self._client.post(url, json={"receipts": chunk})
+            except httpx.HTTPError:
+                continue
+            if response.status_code < 500:
+                return response.is_success
+        return False
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait for scheduled receipts to be posted (used at shutdown)."""
