@@ -122,10 +122,23 @@ class KafkaProcessorRunner:
             await admin.close()
 
     async def restore(self, partitions: set[int]) -> None:
-        """Rebuild the state of newly assigned partitions from the changelog."""
+        """Rebuild the state of newly assigned partitions from the changelog (with retries)."""
         fresh = sorted(p for p in partitions if p not in self.state)
         if not fresh:
             return
+        for attempt in range(1, 11):
+            try:
+                await self._restore(fresh)
+                return
+            except Exception as exc:  # metadata races right after topic creation
+                log.warning(
+                    "state restore failed, retrying", processor=self.processor.name, attempt=attempt, error=str(exc)
+                )
+                await asyncio.sleep(0.5 * attempt)
+        msg = f"could not restore state of {self.processor.name} partitions {fresh}"
+        raise RuntimeError(msg)
+
+    async def _restore(self, fresh: list[int]) -> None:
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
         await reader.start()
         try:
@@ -229,7 +242,11 @@ class KafkaProcessorRunner:
                 batches = await self._consumer.getmany(timeout_ms=100, max_records=self.max_records)
                 if batches:
                     async with self.lock:
-                        owned = {tp: msgs for tp, msgs in batches.items() if tp.partition in self.state}
+                        assigned = self._consumer.assignment()
+                        owned = {tp: msgs for tp, msgs in batches.items() if tp in assigned}
+                        # a partition whose restore failed in the rebalance callback (e.g. the
+                        # changelog not yet in metadata) is restored now, never skipped
+                        await self.restore({tp.partition for tp in owned if tp.partition not in self.state})
                         await self._handle(owned)
                         await self.flush_and_commit()
         finally:
