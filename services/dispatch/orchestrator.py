@@ -1500,6 +1500,10 @@ class Dispatcher:
         await self._flusher.flush()
 
     async def _flush_state(self) -> None:
+        """Outputs before state: the dirty state is captured, then every output queued so far
+        (jobs, receipts) is published, then the state is written. A crash can therefore
+        leave outputs without their state (they are re-derived and published again, as
+        identical records) but never durable state whose outputs were lost."""
         if self.store is None:
             return
         deletes, self._pending_deletes = self._pending_deletes, []
@@ -1518,6 +1522,7 @@ class Dispatcher:
         for partition, records in deletes:
             by_partition.setdefault(partition, []).extend(records)
         try:
+            await self.outbox.flush()
             for partition, records in by_partition.items():
                 await self.store.write(partition, records)
         except BaseException:
