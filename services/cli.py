@@ -5,28 +5,54 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from schemas.warning import WarningMessage
 from services.common.bus.kafka import KafkaBus
 from services.common.clock import VirtualClock
+from services.common.geo.cli import registry_app
+from services.common.geo.registry import default_registry
 from services.common.logging import configure_logging
 from services.common.metrics import Metrics
 from services.common.ops import serve_ops
 from services.common.settings import load_settings
+from services.console.tail import tail_app
+from services.console.testing import DEFAULT_PASSWORD, DEFAULT_USERS
 from services.dispatch.log_channel import format_warning
+from services.embedded import DispatchSummary, console_attachment, dispatch_attachment
 from services.ingest.gate import static_lookup
+from services.ingest.simulate.cli import scenario_app
 from services.ingest.simulate.rainband import RainbandScenario, gauges_by_township, observations, stations
-from services.pipeline import IngestCounts, MemoryPipeline, collect_warnings
+from services.ingest.simulate.scenario import Scenario, ScenarioError, find_scenario, load_scenario
+from services.pipeline import IngestCounts, collect_warnings
 from services.replay import replay_ticks
 from services.rules.processors import rules_processors
+from services.scenario_run import (
+    Attachment,
+    RuleSet,
+    RunResult,
+    ScenarioRun,
+    TickProgress,
+    load_rule_set,
+    scenario_processors,
+    ticks_in,
+    trim,
+)
 
 app = typer.Typer(help="earlywarn: sensor feeds -> hazard rules -> warnings -> channels.", no_args_is_help=True)
 console = Console(stderr=False)
+app.add_typer(registry_app, name="registry")
+app.add_typer(scenario_app, name="scenario")
+app.add_typer(tail_app, name="tail")
 
 SpeedOpt = Annotated[float, typer.Option(help="replay speed: N x real time; 0 = as fast as possible")]
 BrokerOpt = Annotated[str, typer.Option(help="memory:// or kafka://host:port", envvar="EARLYWARN_BROKER")]
@@ -39,34 +65,215 @@ def _speed(value: float) -> float | None:
     return None if value <= 0 else value
 
 
-@app.command()
-def run(
-    speed: SpeedOpt = 3600.0,
-    hours: Annotated[float, typer.Option(help="scenario length in hours")] = 12.0,
-) -> None:
-    """Run every stage in one process on the memory:// runtime with a simulated storm."""
+ScenarioArg = Annotated[str, typer.Argument(help="scenario name, file stem or .toml path (earlywarn scenario list)")]
+HoursOpt = Annotated[float | None, typer.Option(help="replay only the first H simulated hours")]
+
+
+def _scenario_or_exit(name: str, hours: float | None) -> Scenario:
+    try:
+        return trim(load_scenario(find_scenario(name, None)), hours)
+    except (ScenarioError, ValueError) as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+
+
+def _replay(
+    scenario: Scenario,
+    speed: float | None,
+    *,
+    console_port: int = 0,
+    with_dispatch: bool = False,
+    show_warnings: bool = True,
+    truth_json: Path | None = None,
+    linger: bool = False,
+) -> RunResult:
+    """Replay ``scenario`` through the whole pipeline with a progress bar and per-feed counts."""
     settings = load_settings()
     configure_logging(settings.log_level, "console")
-    scenario = RainbandScenario(hours=hours)
+    registry = default_registry()
+    metrics = Metrics()
+    processors = scenario_processors(registry, metrics, RuleSet(allowed_lateness_s=settings.rules.allowed_lateness_s))
+    attachments: list[Attachment] = []
+    dispatch_summary = DispatchSummary()
+    if with_dispatch:
+        attachments.append(dispatch_attachment(registry, dispatch_summary))
+    if console_port:
+        attachments.append(console_attachment(registry, port=console_port))
+        console.print(
+            f"console: [link]http://127.0.0.1:{console_port}/[/link]  users {', '.join(DEFAULT_USERS)}; "
+            f"password {DEFAULT_PASSWORD!r}"
+        )
+    pace = "as fast as possible (lockstep)" if speed is None else f"{speed:g}x real time"
     console.print(
-        f"[bold]earlywarn[/] memory:// pipeline, scenario rainband seed={scenario.seed}, "
-        f"speed={'max' if speed <= 0 else f'{speed:g}x'}"
+        f"[bold]earlywarn[/] memory:// replay of [bold]{scenario.name}[/] "
+        f"({scenario.start:%Y-%m-%d %H:%M}Z, {scenario.span_hours:g} h, seed {scenario.seed}) at {pace}"
+    )
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[feeds]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("replay", total=ticks_in(scenario), feeds="")
+
+        def on_tick(p: TickProgress) -> None:
+            kinds = " ".join(f"{k} {n:,}" for k, n in sorted(p.counts.accepted_by_kind.items()))
+            behind = f" [yellow]behind {p.lag_s:.0f}s[/]" if p.lag_s > 1 else ""
+            bar.update(
+                task,
+                completed=p.index,
+                description=f"{p.at:%m-%d %H:%M}Z",
+                feeds=f"{kinds} | rejected {p.counts.rejected:,} | warnings {p.warnings:,}{behind}",
+            )
+
+        def on_warning(msg: WarningMessage) -> None:
+            if show_warnings:
+                bar.console.print(format_warning(msg), soft_wrap=True)
+
+        run = ScenarioRun(
+            scenario, registry, processors, speed=speed, metrics=metrics, attachments=attachments, on_warning=on_warning
+        )
+
+        async def wait_for_interrupt() -> None:
+            bar.console.print("replay finished; the console keeps serving; Ctrl-C to stop")
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+
+        result = asyncio.run(run.run(on_tick, wait_for_interrupt if linger and console_port else None))
+    _print_run_summary(result, dispatch_summary if with_dispatch else None)
+    if truth_json is not None:
+        result.truth.to_json(truth_json)
+        console.print(f"ground truth written to {truth_json}")
+    return result
+
+
+def _print_run_summary(result: RunResult, dispatch_summary: DispatchSummary | None) -> None:
+    counts = result.counts
+    table = Table(title=f"{result.scenario.name}: {result.ticks} ticks in {result.wall_s:.1f} s wall", show_header=True)
+    table.add_column("feed")
+    table.add_column("accepted", justify="right")
+    for kind, n in sorted(counts.accepted_by_kind.items()):
+        table.add_row(kind, f"{n:,}")
+    table.add_row("[bold]all[/]", f"{counts.accepted:,}")
+    console.print(table)
+    reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(counts.by_reason.items())) or "none"
+    console.print(
+        f"received {counts.received:,} = accepted {counts.accepted:,} + rejected {counts.rejected:,} ({reasons})",
+        markup=False,
+    )
+    by_hazard = Counter(m.hazard for m in result.messages if m.msg_type == "Alert")
+    console.print(
+        f"warning messages {len(result.messages):,}; new warnings by hazard: "
+        + (", ".join(f"{h} {n}" for h, n in sorted(by_hazard.items())) or "none"),
+        markup=False,
+    )
+    speedup = result.simulated_s / result.wall_s if result.wall_s else float("inf")
+    p50, p99 = result.latency_percentile(0.5), result.latency_percentile(0.99)
+    latency = "n/a" if p50 is None or p99 is None else f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+    console.print(f"speed {speedup:,.0f}x real time; observation->warning latency {latency}", markup=False)
+    if dispatch_summary is not None and dispatch_summary.stats:
+        shown = ("warnings_admitted", "handoffs", "send_batches", "receipts_published", "callbacks_applied")
+        console.print(
+            "dispatch: " + ", ".join(f"{k} {dispatch_summary.stats.get(k, 0):,}" for k in shown), markup=False
+        )
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Option(help="scenario to replay (earlywarn scenario list)")] = "lekima-2019",
+    speed: SpeedOpt = 600.0,
+    hours: HoursOpt = None,
+    console_port: Annotated[int, typer.Option(help="serve the console on 127.0.0.1:PORT (0 = off)")] = 8780,
+    dispatch: Annotated[bool, typer.Option(help="dispatch through the local gateway simulators")] = True,
+    linger: Annotated[bool, typer.Option(help="keep the console up after the replay until Ctrl-C")] = True,
+) -> None:
+    """The whole pipeline in one process on memory://: a simulated typhoon, rules, dispatch, console."""
+    _replay(
+        _scenario_or_exit(scenario, hours),
+        _speed(speed),
+        console_port=console_port,
+        with_dispatch=dispatch,
+        linger=linger,
     )
 
-    async def main() -> IngestCounts:
-        pipeline = MemoryPipeline(
-            rules_processors(Metrics(), settings.rules.allowed_lateness_s, gauges_by_township(scenario))
-        )
-        await pipeline.start(lambda m: console.print(format_warning(m)))
-        counts = IngestCounts()
-        clock = VirtualClock(scenario.start, _speed(speed))
-        await replay_ticks(pipeline.bus, observations(scenario), static_lookup(stations(scenario)), clock, counts)
-        await pipeline.drain()
-        await pipeline.close()
-        return counts
 
-    counts = asyncio.run(main())
-    console.print(f"observations received={counts.received} accepted={counts.accepted} rejected={counts.rejected}")
+@app.command()
+def replay(
+    name: ScenarioArg,
+    speed: SpeedOpt = 0.0,
+    hours: HoursOpt = None,
+    console_port: Annotated[int, typer.Option(help="serve the console on 127.0.0.1:PORT (0 = off)")] = 0,
+    dispatch: Annotated[bool, typer.Option(help="dispatch through the local gateway simulators")] = False,
+    quiet: Annotated[bool, typer.Option(help="do not print each warning")] = False,
+    truth_json: Annotated[Path | None, typer.Option("--truth-json", help="write the ground truth here")] = None,
+) -> None:
+    """Replay a scenario through ingest, rules and (optionally) dispatch and the console."""
+    _replay(
+        _scenario_or_exit(name, hours),
+        _speed(speed),
+        console_port=console_port,
+        with_dispatch=dispatch,
+        show_warnings=not quiet,
+        truth_json=truth_json,
+    )
+
+
+@app.command()
+def verify(
+    name: ScenarioArg,
+    hours: HoursOpt = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the scorecard(s) as JSON")] = None,
+    markdown_path: Annotated[Path | None, typer.Option("--markdown", help="write the scorecard(s) as Markdown")] = None,
+    candidate: Annotated[
+        list[Path] | None, typer.Option(help="a candidate rule set (TOML) to run in shadow; repeatable")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="exit 1 when a skill target is missed")] = False,
+) -> None:
+    """Replay a scenario as fast as the virtual clock allows and score the warnings against its truth."""
+    from services.skill import check_targets, checks_markdown, comparison_markdown, scorecard_for, write_reports
+
+    scenario = _scenario_or_exit(name, hours)
+    settings = load_settings()
+    configure_logging("warning", "console")
+    registry = default_registry()
+    try:
+        candidates = [load_rule_set(path) for path in candidate or []]
+    except ValueError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    active = RuleSet(allowed_lateness_s=settings.rules.allowed_lateness_s)
+    shadow = {rs.name: scenario_processors(registry, Metrics(), rs) for rs in candidates}
+    if active.name in shadow or len(shadow) != len(candidates):
+        console.print("candidate rule sets need distinct names other than 'active'", style="red")
+        raise typer.Exit(code=2)
+    run = ScenarioRun(scenario, registry, scenario_processors(registry, Metrics(), active), shadow=shadow)
+    with console.status(f"replaying {scenario.name} ({scenario.span_hours:g} h) in lockstep…"):
+        result = asyncio.run(run.run())
+    cards = [scorecard_for(result)]
+    cards += [scorecard_for(result, msgs, rule_set=rs) for rs, msgs in result.shadow_messages.items()]
+    checks = check_targets(cards[0], result.messages, len(result.truth.scoring_episodes()))
+    console.print(
+        f"{scenario.name}: {result.simulated_s / 3600:g} h replayed in {result.wall_s:.1f} s; "
+        f"{result.counts.accepted:,} observations accepted, {result.counts.rejected:,} rejected; "
+        f"{len(result.truth.scoring_episodes())} truth events; {len(result.messages)} warning messages",
+        markup=False,
+    )
+    for card in cards:
+        console.print(Markdown(card.to_markdown()))
+    console.print(Markdown("### Targets\n\n" + checks_markdown(checks)))
+    for card in cards[1:]:
+        console.print(Markdown(comparison_markdown(cards[0], card)))
+    write_reports(result, cards, checks, json_path, markdown_path)
+    for path in (json_path, markdown_path):
+        if path is not None:
+            console.print(f"written: {path}")
+    if strict and not all(c.ok for c in checks):
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -26,17 +26,17 @@ class IngestCounts:
     accepted: int = 0
     rejected: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    accepted_by_kind: dict[str, int] = field(default_factory=dict)
 
 
-async def publish_observations(
-    bus: Bus,
+def admit_batch(
     gate: IngestGate,
-    batch: Iterable[ObservationBase | bytes],
+    batch: Iterable[ObservationBase | bytes] | Iterable[ObservationBase] | Iterable[bytes],
     source: str,
     counts: IngestCounts,
     metrics: Metrics | None = None,
-) -> None:
-    """Pass each item through the gate and publish it (or its rejection) in one batch."""
+) -> list[Emit]:
+    """Pass each item through the gate; return what to publish (observations and rejections)."""
     emits: list[Emit] = []
     for item in batch:
         counts.received += 1
@@ -50,10 +50,23 @@ async def publish_observations(
         else:
             counts.accepted += 1
             kind: str = result.kind
+            counts.accepted_by_kind[kind] = counts.accepted_by_kind.get(kind, 0) + 1
             if metrics:
                 metrics.observations_accepted.labels(kind).inc()
             emits.append(Emit(topics.OBS_TOPIC_BY_KIND[kind], result.station_id, result.model_dump_json().encode()))
-    await bus.publish_many(emits)
+    return emits
+
+
+async def publish_observations(
+    bus: Bus,
+    gate: IngestGate,
+    batch: Iterable[ObservationBase | bytes] | Iterable[ObservationBase] | Iterable[bytes],
+    source: str,
+    counts: IngestCounts,
+    metrics: Metrics | None = None,
+) -> None:
+    """Pass each item through the gate and publish it (or its rejection) in one batch."""
+    await bus.publish_many(admit_batch(gate, batch, source, counts, metrics))
 
 
 async def collect_warnings(
