@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +16,7 @@ from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from schemas.observations import ObservationBase
 from schemas.warning import WarningMessage
 from services.common.bus.kafka import KafkaBus
 from services.common.clock import VirtualClock
@@ -29,10 +30,12 @@ from services.console.tail import tail_app
 from services.console.testing import DEFAULT_PASSWORD, DEFAULT_USERS
 from services.dispatch.log_channel import format_warning
 from services.embedded import DispatchSummary, console_attachment, dispatch_attachment
-from services.ingest.gate import static_lookup
+from services.ingest.feeds.registry_lookup import registry_lookup
 from services.ingest.simulate.cli import scenario_app
-from services.ingest.simulate.rainband import RainbandScenario, gauges_by_township, observations, stations
+from services.ingest.simulate.rainband import RainbandScenario, gauges_by_township
 from services.ingest.simulate.scenario import Scenario, ScenarioError, find_scenario, load_scenario
+from services.ingest.simulate.truth import GroundTruth
+from services.ingest.simulate.world import iter_world
 from services.pipeline import IngestCounts, collect_warnings
 from services.replay import replay_ticks
 from services.rules.processors import rules_processors
@@ -278,33 +281,88 @@ def verify(
 
 @app.command()
 def ingest(
+    scenario: Annotated[str, typer.Option(help="scenario whose world is replayed (earlywarn scenario list)")] = (
+        "lekima-2019"
+    ),
     broker: BrokerOpt = "kafka://127.0.0.1:19092",
     namespace: NamespaceOpt = "",
     speed: SpeedOpt = 0.0,
     partitions: PartitionsOpt = 4,
-    hours: Annotated[float, typer.Option(help="scenario length in hours")] = 12.0,
+    hours: HoursOpt = None,
 ) -> None:
-    """Replay the simulated feed through the ingest gate onto Kafka."""
+    """Replay a scenario's simulated sensor network through the ingest gate onto Kafka."""
+    sc = _scenario_or_exit(scenario, hours)
     settings = load_settings(broker=broker)
     configure_logging(settings.log_level, settings.log_format)
-    scenario = RainbandScenario(hours=hours)
+    registry = default_registry()
 
     async def main() -> IngestCounts:
+        from schemas import topics
+
         bus = KafkaBus(settings.kafka_bootstrap, namespace=namespace)
         await bus.start()
         try:
-            from schemas import topics
-
             await bus.ensure_topics(topics.ALL_TOPICS, partitions)
             counts = IngestCounts()
-            clock = VirtualClock(scenario.start, _speed(speed))
-            await replay_ticks(bus, observations(scenario), static_lookup(stations(scenario)), clock, counts)
+            clock = VirtualClock(sc.start, _speed(speed))
+            ticks: Iterator[list[ObservationBase | bytes]] = (
+                [*t.observations, *t.raw] for t in iter_world(sc, registry, GroundTruth())
+            )
+            await replay_ticks(bus, ticks, registry_lookup(registry), clock, counts, source="simulator")
             return counts
         finally:
             await bus.stop()
 
     counts = asyncio.run(main())
-    console.print(f"ingest: received={counts.received} accepted={counts.accepted} rejected={counts.rejected}")
+    reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(counts.by_reason.items())) or "none"
+    console.print(
+        f"ingest {sc.name}: received={counts.received} accepted={counts.accepted} rejected={counts.rejected} "
+        f"({reasons})",
+        markup=False,
+    )
+
+
+@app.command("ingest-api")
+def ingest_api(
+    keys: Annotated[Path, typer.Option(help="integrator keys file (TOML; see docs/integrators.md)")],
+    broker: BrokerOpt = "kafka://127.0.0.1:19092",
+    namespace: NamespaceOpt = "",
+    partitions: PartitionsOpt = 4,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="listen port")] = 8700,
+) -> None:
+    """Serve the integrators' HTTP push API (OpenAPI at /docs) onto Kafka."""
+    import uvicorn
+
+    from schemas import topics
+    from services.common.clock import SystemClock
+    from services.ingest.api import create_app as create_ingest_app
+    from services.ingest.gate import IngestGate
+    from services.ingest.keys import KeyFileError, KeyStore
+
+    settings = load_settings(broker=broker)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        store = KeyStore.from_file(keys)
+    except (KeyFileError, OSError) as error:
+        console.print(f"{keys}: {error}", style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    registry = default_registry()
+
+    async def main() -> None:
+        bus = KafkaBus(settings.kafka_bootstrap, namespace=namespace)
+        await bus.start()
+        try:
+            await bus.ensure_topics(topics.ALL_TOPICS, partitions)
+            gate = IngestGate(registry_lookup(registry), SystemClock().now)
+            api = create_ingest_app(bus, gate, store, Metrics())
+            server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
+            console.print(f"ingest API on http://{host}:{port}/ (OpenAPI: /docs)")
+            await server.serve()
+        finally:
+            await bus.stop()
+
+    asyncio.run(main())
 
 
 @app.command()
@@ -316,12 +374,20 @@ def rules(
     data_dir: Annotated[Path, typer.Option(help="faust worker data directory")] = Path(".earlywarn/rules"),
     allowed_lateness_s: Annotated[int, typer.Option(help="event-time lateness bound")] = 600,
     metrics_port: MetricsPortOpt = 0,
+    network: Annotated[
+        str, typer.Option(help="station network: 'registry' (Wenzhou) or 'rainband' (the test storm's gauges)")
+    ] = "registry",
 ) -> None:
     """Run the rules processors as a Kafka worker (scale out: start more with the same namespace)."""
     settings = load_settings(broker=broker)
     configure_logging(settings.log_level, settings.log_format)
     metrics = Metrics()
-    processors = rules_processors(metrics, allowed_lateness_s, gauges_by_township(RainbandScenario()))
+    if network == "registry":
+        processors = scenario_processors(default_registry(), metrics, RuleSet(allowed_lateness_s=allowed_lateness_s))
+    elif network == "rainband":
+        processors = rules_processors(metrics, allowed_lateness_s, gauges_by_township(RainbandScenario()))
+    else:
+        raise typer.BadParameter("network must be 'registry' or 'rainband'")
     if engine == "native":
         from services.common.bus.kafka_processor import run_processors
 

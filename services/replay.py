@@ -14,7 +14,7 @@ from services.pipeline import IngestCounts, publish_observations
 
 async def replay_ticks(
     bus: Bus,
-    ticks: Iterable[Sequence[ObservationBase]],
+    ticks: Iterable[Sequence[ObservationBase | bytes]] | Iterable[Sequence[ObservationBase]],
     lookup: StationLookup,
     clock: VirtualClock,
     counts: IngestCounts,
@@ -27,9 +27,9 @@ async def replay_ticks(
     """
     gate = IngestGate(lookup, clock.now)
     for index, batch in enumerate(ticks):
-        if batch:
-            newest = max(o.observed_at for o in batch)
-            await clock.sleep_until(newest)
+        times = [o.observed_at for o in batch if isinstance(o, ObservationBase)]
+        if times:
+            await clock.sleep_until(max(times))
         await publish_observations(bus, gate, batch, source, counts)
         if after_tick is not None:
             result = after_tick(index)

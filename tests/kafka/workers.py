@@ -60,6 +60,8 @@ def rules_worker(
             str(workdir / name),
             "--allowed-lateness-s",
             str(lateness_s),
+            "--network",
+            "rainband",
         ],
         workdir,
         name,
