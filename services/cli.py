@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +16,6 @@ from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from schemas.observations import ObservationBase
 from schemas.warning import WarningMessage
 from services.common.bus.kafka import KafkaBus
 from services.common.clock import VirtualClock
@@ -35,9 +34,8 @@ from services.ingest.simulate.cli import scenario_app
 from services.ingest.simulate.rainband import RainbandScenario, gauges_by_township
 from services.ingest.simulate.scenario import Scenario, ScenarioError, find_scenario, load_scenario
 from services.ingest.simulate.truth import GroundTruth
-from services.ingest.simulate.world import iter_world
 from services.pipeline import IngestCounts, collect_warnings
-from services.replay import replay_ticks
+from services.replay import replay_ticks, world_batches
 from services.rules.processors import rules_processors
 from services.scenario_run import (
     Attachment,
@@ -305,9 +303,7 @@ def ingest(
             await bus.ensure_topics(topics.ALL_TOPICS, partitions)
             counts = IngestCounts()
             clock = VirtualClock(sc.start, _speed(speed))
-            ticks: Iterator[list[ObservationBase | bytes]] = (
-                [*t.observations, *t.raw] for t in iter_world(sc, registry, GroundTruth())
-            )
+            ticks = world_batches(sc, registry, GroundTruth())
             await replay_ticks(bus, ticks, registry_lookup(registry), clock, counts, source="simulator")
             return counts
         finally:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 
 from schemas.observations import ObservationBase
 from services.common.bus.base import Bus
 from services.common.clock import VirtualClock
 from services.ingest.gate import IngestGate, StationLookup
+from services.ingest.simulate.scenario import Scenario
+from services.ingest.simulate.truth import GroundTruth
+from services.ingest.simulate.world import iter_world
+from services.ingest.simulate.world.network import RegistryLike
 from services.pipeline import IngestCounts, publish_observations
 
 
@@ -35,6 +39,14 @@ async def replay_ticks(
             result = after_tick(index)
             if hasattr(result, "__await__"):
                 await result
+
+
+def world_batches(
+    scenario: Scenario, registry: RegistryLike, truth: GroundTruth
+) -> Iterator[list[ObservationBase | bytes]]:
+    """The simulated world's ticks as gate input: observations, then the malformed payloads."""
+    for tick in iter_world(scenario, registry, truth):
+        yield [*tick.observations, *tick.raw]
 
 
 def tick_span(ticks: list[list[ObservationBase]]) -> timedelta:

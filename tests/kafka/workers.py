@@ -45,7 +45,13 @@ class ServiceProcess:
 
 
 def rules_worker(
-    bootstrap: str, namespace: str, workdir: Path, name: str, lateness_s: int, engine: str = "native"
+    bootstrap: str,
+    namespace: str,
+    workdir: Path,
+    name: str,
+    lateness_s: int,
+    engine: str = "native",
+    network: str = "rainband",
 ) -> ServiceProcess:
     return ServiceProcess(
         [
@@ -61,7 +67,7 @@ def rules_worker(
             "--allowed-lateness-s",
             str(lateness_s),
             "--network",
-            "rainband",
+            network,
         ],
         workdir,
         name,
