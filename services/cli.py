@@ -28,7 +28,7 @@ from services.common.settings import load_settings
 from services.console.tail import tail_app
 from services.console.testing import DEFAULT_PASSWORD, DEFAULT_USERS
 from services.dispatch.log_channel import format_warning
-from services.embedded import DispatchSummary, console_attachment, dispatch_attachment
+from services.embedded import DispatchSummary, EmbeddedSession, console_attachment, dispatch_attachment
 from services.ingest.feeds.registry_lookup import registry_lookup
 from services.ingest.simulate.cli import scenario_app
 from services.ingest.simulate.rainband import RainbandScenario, gauges_by_township
@@ -67,6 +67,7 @@ def _speed(value: float) -> float | None:
 
 
 ScenarioArg = Annotated[str, typer.Argument(help="scenario name, file stem or .toml path (earlywarn scenario list)")]
+LogLevelOpt = Annotated[str, typer.Option(help="service log level on the terminal (debug, info, warning)")]
 HoursOpt = Annotated[float | None, typer.Option(help="replay only the first H simulated hours")]
 
 
@@ -87,23 +88,15 @@ def _replay(
     show_warnings: bool = True,
     truth_json: Path | None = None,
     linger: bool = False,
+    log_level: str = "warning",
 ) -> RunResult:
     """Replay ``scenario`` through the whole pipeline with a progress bar and per-feed counts."""
     settings = load_settings()
-    configure_logging(settings.log_level, "console")
+    configure_logging(log_level, "console")
     registry = default_registry()
     metrics = Metrics()
-    processors = scenario_processors(registry, metrics, RuleSet(allowed_lateness_s=settings.rules.allowed_lateness_s))
-    attachments: list[Attachment] = []
+    rule_set = RuleSet(allowed_lateness_s=settings.rules.allowed_lateness_s)
     dispatch_summary = DispatchSummary()
-    if with_dispatch:
-        attachments.append(dispatch_attachment(registry, dispatch_summary))
-    if console_port:
-        attachments.append(console_attachment(registry, port=console_port))
-        console.print(
-            f"console: [link]http://127.0.0.1:{console_port}/[/link]  users {', '.join(DEFAULT_USERS)}; "
-            f"password {DEFAULT_PASSWORD!r}"
-        )
     pace = "as fast as possible (lockstep)" if speed is None else f"{speed:g}x real time"
     console.print(
         f"[bold]earlywarn[/] memory:// replay of [bold]{scenario.name}[/] "
@@ -124,7 +117,7 @@ def _replay(
             behind = f" [yellow]behind {p.lag_s:.0f}s[/]" if p.lag_s > 1 else ""
             bar.update(
                 task,
-                completed=p.index,
+                completed=min(p.index, p.total),
                 description=f"{p.at:%m-%d %H:%M}Z",
                 feeds=f"{kinds} | rejected {p.counts.rejected:,} | warnings {p.warnings:,}{behind}",
             )
@@ -133,20 +126,48 @@ def _replay(
             if show_warnings:
                 bar.console.print(format_warning(msg), soft_wrap=True)
 
-        run = ScenarioRun(
-            scenario, registry, processors, speed=speed, metrics=metrics, attachments=attachments, on_warning=on_warning
-        )
+        def on_console_replay(name: str, outcome: RunResult | BaseException) -> None:
+            if isinstance(outcome, BaseException):
+                bar.console.print(f"console replay of {name} failed: {outcome}", markup=False)
+            else:
+                _print_run_summary(outcome, None)
 
-        async def wait_for_interrupt() -> None:
-            bar.console.print("replay finished; the console keeps serving; Ctrl-C to stop")
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
+        async def main() -> RunResult:
+            session = EmbeddedSession(
+                registry,
+                lambda: scenario_processors(registry, metrics, rule_set),
+                on_warning=on_warning,
+                on_replay=on_console_replay,
+            )
+            attachments: list[Attachment] = []
+            if with_dispatch:
+                attachments.append(dispatch_attachment(registry, dispatch_summary))
+            if console_port:
+                attachments.append(console_attachment(registry, port=console_port, start_replay=session.start_replay))
+                bar.console.print(
+                    f"console: http://127.0.0.1:{console_port}/  users {', '.join(DEFAULT_USERS)}; "
+                    f"password {DEFAULT_PASSWORD!r}",
+                    markup=False,
+                )
+            await session.start(attachments)
+            try:
+                result = await session.replay(scenario, speed, on_tick)
+                if linger and console_port:
+                    bar.stop()
+                    _print_run_summary(result, dispatch_summary if with_dispatch else None)
+                    console.print("replay finished; the console keeps serving (start more replays there); Ctrl-C stops")
+                    stop = asyncio.Event()
+                    loop = asyncio.get_running_loop()
+                    for sig in (signal.SIGTERM, signal.SIGINT):
+                        loop.add_signal_handler(sig, stop.set)
+                    await stop.wait()
+                return result
+            finally:
+                await session.close()
 
-        result = asyncio.run(run.run(on_tick, wait_for_interrupt if linger and console_port else None))
-    _print_run_summary(result, dispatch_summary if with_dispatch else None)
+        result = asyncio.run(main())
+    if not (linger and console_port):
+        _print_run_summary(result, dispatch_summary if with_dispatch else None)
     if truth_json is not None:
         result.truth.to_json(truth_json)
         console.print(f"ground truth written to {truth_json}")
@@ -192,6 +213,7 @@ def run(
     console_port: Annotated[int, typer.Option(help="serve the console on 127.0.0.1:PORT (0 = off)")] = 8780,
     dispatch: Annotated[bool, typer.Option(help="dispatch through the local gateway simulators")] = True,
     linger: Annotated[bool, typer.Option(help="keep the console up after the replay until Ctrl-C")] = True,
+    log_level: LogLevelOpt = "warning",
 ) -> None:
     """The whole pipeline in one process on memory://: a simulated typhoon, rules, dispatch, console."""
     _replay(
@@ -200,6 +222,7 @@ def run(
         console_port=console_port,
         with_dispatch=dispatch,
         linger=linger,
+        log_level=log_level,
     )
 
 
@@ -212,6 +235,7 @@ def replay(
     dispatch: Annotated[bool, typer.Option(help="dispatch through the local gateway simulators")] = False,
     quiet: Annotated[bool, typer.Option(help="do not print each warning")] = False,
     truth_json: Annotated[Path | None, typer.Option("--truth-json", help="write the ground truth here")] = None,
+    log_level: LogLevelOpt = "warning",
 ) -> None:
     """Replay a scenario through ingest, rules and (optionally) dispatch and the console."""
     _replay(
@@ -221,6 +245,7 @@ def replay(
         with_dispatch=dispatch,
         show_warnings=not quiet,
         truth_json=truth_json,
+        log_level=log_level,
     )
 
 

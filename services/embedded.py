@@ -15,18 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from schemas import topics
+from schemas.warning import WarningMessage
 from services.common.bus.base import Bus
+from services.common.bus.memory import MemoryBus
+from services.common.bus.processor import Processor
 from services.common.clock import VirtualClock
 from services.common.geo.registry import GeoRegistry
 from services.common.logging import get_logger
-from services.scenario_run import Attachment
+from services.ingest.simulate.scenario import Scenario, find_scenario, load_scenario, scenario_files
+from services.scenario_run import Attachment, RunResult, ScenarioRun, TickProgress, trim
 
 log = get_logger(__name__)
 
@@ -97,6 +103,7 @@ def console_attachment(
     users_file: Path | None = None,
     audit_file: Path | None = None,
     secret: str = "earlywarn-embedded-console-secret",
+    start_replay: Callable[[str, float], object] | None = None,
 ) -> Attachment:
     from services.console.__main__ import serve_console
     from services.console.app import create_app
@@ -110,10 +117,115 @@ def console_attachment(
             users_file=users,
             audit_file=audit_file or workdir / "audit.jsonl",
             session_secret=SecretStr(secret),
+            replay_scenarios=tuple(path.stem for path in scenario_files(None)),
         )
-        app = create_app(bus, registry, settings, metrics_registry=CollectorRegistry(), clock=clock)
+        app = create_app(
+            bus, registry, settings, metrics_registry=CollectorRegistry(), clock=clock, start_replay=start_replay
+        )
         log.info("console_serving", url=f"http://{host}:{port}/", users=str(users))
         await serve_console(app, host, port, stop)
         return None
 
     return attach
+
+
+class ReplayBusyError(RuntimeError):
+    """A replay is already running in this session."""
+
+
+class EmbeddedSession:
+    """A long-lived memory:// pipeline: one bus and clock, services attached once, replays on demand.
+
+    ``earlywarn run`` replays its scenario through a session and keeps it open, so the
+    console's "start replay" (``start_replay(name, speed)``) runs further scenarios through
+    the same bus, dispatch and console. One replay at a time; rules processors are built
+    fresh for each replay (their consumer groups carry on from the bus's committed offsets).
+    """
+
+    def __init__(
+        self,
+        registry: GeoRegistry,
+        processors: Callable[[], Sequence[Processor]],
+        *,
+        partitions: int = 4,
+        on_warning: Callable[[WarningMessage], None] | None = None,
+        on_replay: Callable[[str, RunResult | BaseException], None] | None = None,
+        console_replay_hours: float | None = None,
+    ) -> None:
+        """``console_replay_hours``: replays started from the console stop after this many hours."""
+        self.registry = registry
+        self.console_replay_hours = console_replay_hours
+        self.processors = processors
+        self.bus = MemoryBus(default_partitions=partitions)
+        self.clock = VirtualClock(datetime.now(UTC).replace(microsecond=0))
+        self.stop = asyncio.Event()
+        self.on_warning = on_warning
+        self.on_replay = on_replay
+        self.results: list[RunResult] = []
+        self._tasks: list[asyncio.Task[object]] = []
+        self._busy = asyncio.Lock()
+        self._background: set[asyncio.Task[RunResult | None]] = set()
+
+    async def start(self, attachments: Sequence[Attachment]) -> None:
+        await self.bus.ensure_topics(topics.ALL_TOPICS, self.bus.default_partitions)
+        for attach in attachments:
+            self._tasks.append(asyncio.create_task(_awaited(attach(self.bus, self.clock, self.stop))))
+
+    @property
+    def busy(self) -> bool:
+        return self._busy.locked()
+
+    async def replay(
+        self,
+        scenario: Scenario,
+        speed: float | None,
+        progress: Callable[[TickProgress], None] | None = None,
+    ) -> RunResult:
+        if self.busy:
+            raise ReplayBusyError("a replay is already running; wait for it to finish")
+        async with self._busy:
+            run = ScenarioRun(
+                scenario,
+                self.registry,
+                self.processors(),
+                speed=speed,
+                bus=self.bus,
+                clock=self.clock,
+                on_warning=self.on_warning,
+            )
+            result = await run.run(progress)
+            self.results.append(result)
+            return result
+
+    def start_replay(self, name: str, speed: float) -> None:
+        """The console's hook: load ``name`` and replay it in the background (speed 0 = lockstep)."""
+        if self.busy:
+            raise ReplayBusyError("a replay is already running; wait for it to finish")
+        scenario = trim(load_scenario(find_scenario(name, None)), self.console_replay_hours)
+
+        async def background() -> RunResult | None:
+            try:
+                result = await self.replay(scenario, speed if speed > 0 else None)
+            except Exception as exc:  # reported, never raised into the event loop
+                log.exception("replay_failed", scenario=name)
+                if self.on_replay is not None:
+                    self.on_replay(name, exc)
+                return None
+            if self.on_replay is not None:
+                self.on_replay(name, result)
+            return result
+
+        task = asyncio.get_running_loop().create_task(background())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        self.stop.set()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, *self._tasks, return_exceptions=True)
+        await self.bus.stop()
+
+
+async def _awaited(awaitable: Awaitable[object]) -> object:
+    return await awaitable

@@ -168,10 +168,13 @@ def ticks_in(scenario: Scenario) -> int:
 class Lane:
     """One rule set on its own ``MemoryBus``: processors, and the warnings they produced."""
 
-    def __init__(self, name: str, processors: Sequence[Processor], partitions: int) -> None:
+    def __init__(
+        self, name: str, processors: Sequence[Processor], partitions: int, bus: MemoryBus | None = None
+    ) -> None:
         self.name = name
         self.processors = list(processors)
-        self.bus = MemoryBus(default_partitions=partitions)
+        self.owns_bus = bus is None
+        self.bus = bus if bus is not None else MemoryBus(default_partitions=partitions)
         self.messages: dict[str, WarningMessage] = {}
 
     def groups(self) -> list[tuple[str, tuple[str, ...]]]:
@@ -206,7 +209,10 @@ class ScenarioRun:
         on_warning: Callable[[WarningMessage], None] | None = None,
         shadow: Mapping[str, Sequence[Processor]] | None = None,
         active_name: str = "active",
+        bus: MemoryBus | None = None,
+        clock: VirtualClock | None = None,
     ) -> None:
+        """``bus``/``clock``: run on a session's long-lived bus and clock (``EmbeddedSession``)."""
         if speed is not None and speed <= 0:
             msg = "speed must be positive, or None for lockstep (as fast as possible)"
             raise ValueError(msg)
@@ -217,10 +223,11 @@ class ScenarioRun:
         self.max_backlog = max_backlog
         self.attachments = list(attachments)
         self.on_warning = on_warning
-        self.active = Lane(active_name, processors, partitions)
+        self.active = Lane(active_name, processors, partitions, bus)
         self.shadows = [Lane(name, procs, partitions) for name, procs in (shadow or {}).items()]
         self.bus = self.active.bus
-        self.clock = VirtualClock(scenario.start)
+        self.clock = clock if clock is not None else VirtualClock(scenario.start)
+        self.clock.reset(scenario.start)
         self.stop = asyncio.Event()
         self.truth = GroundTruth()
         self.counts = IngestCounts()
@@ -325,7 +332,8 @@ class ScenarioRun:
             self.stop.set()
             results = await asyncio.gather(*self._tasks, return_exceptions=True)
             for lane in self.lanes:
-                await lane.bus.stop()
+                if lane.owns_bus:
+                    await lane.bus.stop()
         failures = [r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
         if failures:
             raise failures[0]

@@ -48,6 +48,13 @@ class VirtualClock:
             raise ValueError(msg)
         self._now += delta
 
+    def reset(self, start: datetime) -> None:
+        """Start a new replay at ``start`` (the one place virtual time may go back)."""
+        if start.tzinfo is None:
+            msg = "VirtualClock needs an aware start time"
+            raise ValueError(msg)
+        self._now = start.astimezone(UTC)
+
     async def sleep_until(self, when: datetime) -> None:
         if when <= self._now:
             return
