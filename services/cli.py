@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -67,7 +67,8 @@ def _speed(value: float) -> float | None:
 
 
 ScenarioArg = Annotated[str, typer.Argument(help="scenario name, file stem or .toml path (earlywarn scenario list)")]
-LogLevelOpt = Annotated[str, typer.Option(help="service log level on the terminal (debug, info, warning)")]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogLevelOpt = Annotated[LogLevel, typer.Option(help="service log level on the terminal")]
 HoursOpt = Annotated[float | None, typer.Option(help="replay only the first H simulated hours")]
 
 
@@ -88,7 +89,7 @@ def _replay(
     show_warnings: bool = True,
     truth_json: Path | None = None,
     linger: bool = False,
-    log_level: str = "warning",
+    log_level: LogLevel = "warning",
 ) -> RunResult:
     """Replay ``scenario`` through the whole pipeline with a progress bar and per-feed counts."""
     settings = load_settings()
