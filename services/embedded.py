@@ -32,7 +32,7 @@ from services.common.clock import VirtualClock
 from services.common.geo.registry import GeoRegistry
 from services.common.logging import get_logger
 from services.ingest.simulate.scenario import Scenario, find_scenario, load_scenario, scenario_files
-from services.scenario_run import Attachment, RunResult, ScenarioRun, TickProgress, trim
+from services.scenario_run import RETENTION_BYTES, Attachment, RunResult, ScenarioRun, TickProgress, trim
 
 log = get_logger(__name__)
 
@@ -156,7 +156,7 @@ class EmbeddedSession:
         self.registry = registry
         self.console_replay_hours = console_replay_hours
         self.processors = processors
-        self.bus = MemoryBus(default_partitions=partitions)
+        self.bus = MemoryBus(default_partitions=partitions, retention_bytes=RETENTION_BYTES)
         self.clock = VirtualClock(datetime.now(UTC).replace(microsecond=0))
         self.stop = asyncio.Event()
         self.on_warning = on_warning

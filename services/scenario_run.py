@@ -46,7 +46,7 @@ from schemas.observations import ObservationBase
 from schemas.warning import WarningMessage
 from services.common.bus.base import Bus
 from services.common.bus.memory import MemoryBus
-from services.common.bus.processor import Processor, run_on_bus
+from services.common.bus.processor import DictState, Processor, run_on_bus
 from services.common.clock import VirtualClock
 from services.common.geo.registry import GeoRegistry
 from services.common.metrics import Metrics
@@ -63,6 +63,8 @@ Attachment = Callable[[Bus, VirtualClock, asyncio.Event], Awaitable[object]]
 """A service riding along on the run's bus (dispatch, console); it returns when ``stop`` is set."""
 
 WARNINGS_GROUP = "scenario-run-warnings"
+RETENTION_BYTES = 8 * 1024 * 1024
+"""Per partition: a replay's bus keeps the recent past (a radar scan is ~100 KB), not the storm."""
 
 
 @dataclass
@@ -174,8 +176,9 @@ class Lane:
         self.name = name
         self.processors = list(processors)
         self.owns_bus = bus is None
-        self.bus = bus if bus is not None else MemoryBus(default_partitions=partitions)
+        self.bus = bus if bus is not None else MemoryBus(default_partitions=partitions, retention_bytes=RETENTION_BYTES)
         self.messages: dict[str, WarningMessage] = {}
+        self.states: dict[str, DictState] = {p.name: DictState() for p in self.processors}
 
     def groups(self) -> list[tuple[str, tuple[str, ...]]]:
         return [(p.name, p.topics) for p in self.processors] + [(WARNINGS_GROUP, (topics.WARNINGS,))]
@@ -300,7 +303,8 @@ class ScenarioRun:
         for lane in self.lanes:
             await lane.bus.ensure_topics(topics.ALL_TOPICS, lane.bus.default_partitions)
             for proc in lane.processors:
-                task = asyncio.create_task(run_on_bus(lane.bus, proc, self.stop), name=f"{lane.name}:{proc.name}")
+                runner = run_on_bus(lane.bus, proc, self.stop, state=lane.states[proc.name])
+                task = asyncio.create_task(runner, name=f"{lane.name}:{proc.name}")
                 self._tasks.append(task)
             self._tasks.append(asyncio.create_task(self._collect(lane), name=f"{lane.name}:warnings"))
         for attach in self.attachments:

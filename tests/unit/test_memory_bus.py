@@ -81,3 +81,18 @@ async def test_namespaces_isolate_pipelines() -> None:
     assert record.topic == "t"
     other = await bus_b.subscribe(["t"], group="g")
     assert await other.getmany(timeout_s=0.05) == []
+
+
+async def test_retention_bytes_trims_the_oldest_records_and_moves_the_log_start() -> None:
+    bus = MemoryBus(default_partitions=1, retention_bytes=1000)
+    await bus.publish_many([Emit("t", "k", bytes(100)) for _ in range(25)])
+    sub = await bus.subscribe(["t"], group="g")
+    records = await sub.getmany(timeout_s=0.1, max_records=100)
+    # ten 100-byte values fit in 1000 bytes: offsets 15..24 remain, a reader starts there
+    assert [r.offset for r in records] == list(range(15, 25))
+    assert bus.lag("g", ["t"]) == 10
+    await sub.commit()
+    assert bus.lag("g", ["t"]) == 0
+    # one value larger than the limit is still kept (a log never empties itself)
+    await bus.publish_many([Emit("t", "k", bytes(5000))])
+    assert [r.offset for r in await sub.getmany(timeout_s=0.1)] == [25]

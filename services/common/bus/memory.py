@@ -5,7 +5,8 @@ Kafka:
 
 1. A topic has N partitions; a keyed record goes to ``murmur2(key) % N`` (Kafka's rule).
 2. Each partition is an append-only log with increasing offsets; the oldest records are
-   trimmed past ``retention_records`` (the log start offset moves up).
+   trimmed past ``retention_records`` or ``retention_bytes`` of values (Kafka's
+   ``retention.bytes``; the log start offset moves up).
 3. A consumer group spreads the partitions over its members (sorted round-robin) and
    rebalances when a member joins or leaves; a new member resumes at the group's
    committed offset, so uncommitted records are delivered again (at-least-once).
@@ -27,6 +28,7 @@ class _Partition:
     log: deque[Record] = field(default_factory=deque)
     start_offset: int = 0
     next_offset: int = 0
+    value_bytes: int = 0
 
 
 @dataclass
@@ -42,10 +44,17 @@ class _Group:
 
 
 class MemoryBus(Bus):
-    def __init__(self, namespace: str = "", default_partitions: int = 4, retention_records: int = 200_000) -> None:
+    def __init__(
+        self,
+        namespace: str = "",
+        default_partitions: int = 4,
+        retention_records: int = 200_000,
+        retention_bytes: int | None = None,
+    ) -> None:
         super().__init__(namespace)
         self.default_partitions = default_partitions
         self.retention_records = retention_records
+        self.retention_bytes = retention_bytes
         self._topics: dict[str, _Topic] = {}
         self._groups: dict[str, _Group] = {}
         self._waiters: set[asyncio.Event] = set()
@@ -82,8 +91,12 @@ class MemoryBus(Bus):
             part = topic.partitions[index]
             part.log.append(Record(name, index, part.next_offset, emit.key, emit.value, now_ms))
             part.next_offset += 1
-            if len(part.log) > self.retention_records:
-                part.log.popleft()
+            part.value_bytes += len(emit.value)
+            limit_bytes = self.retention_bytes
+            while len(part.log) > 1 and (
+                len(part.log) > self.retention_records or (limit_bytes is not None and part.value_bytes > limit_bytes)
+            ):
+                part.value_bytes -= len(part.log.popleft().value)
                 part.start_offset += 1
         for waiter in self._waiters:
             waiter.set()
