@@ -7,7 +7,8 @@ Generates every tick of the scenario with the full registry (753 rain gauges, 8 
 the figure is the simulator alone. Prints, with the machine banner:
 
 - simulated hours per wall second, as a ×-real-time factor (target ≥ 100×);
-- observations per second (valid observations; malformed payloads counted apart);
+- observations per second (valid observations; raw payloads — malformed, or outside the
+  observation contract — counted apart);
 - peak RSS from ``resource.getrusage`` (target ≤ 1 GB);
 - the calibration table: per county, the mean and the highest township rain total of the
   truth (the true field at each township, no sensor noise).
@@ -70,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         f"simulated h / s:  {simulated_h / wall_s:8.2f}   = {speedup:,.0f}x real time "
         f"(target >= {TARGET_SPEEDUP:.0f}x: {'ok' if speedup >= TARGET_SPEEDUP else 'MISSED'})"
     )
-    print(f"observations:     {observations:,} ({observations / wall_s:,.0f}/s); malformed payloads {raw:,}")
+    counts = truth.fault_counts
+    print(
+        f"observations:     {observations:,} ({observations / wall_s:,.0f}/s); raw payloads {raw:,} "
+        f"(malformed {counts.get('malformed', 0):,}, outside the contract {counts.get('invalid', 0):,}, "
+        "and duplicates of both)"
+    )
     print("  by kind:        " + ", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items())))
     verdict = "ok" if rss <= TARGET_RSS_MB else "MISSED"
     print(f"peak RSS:         {rss:8.0f} MB (target <= {TARGET_RSS_MB:.0f} MB: {verdict})")

@@ -127,10 +127,14 @@ class GeoHazardObservation(ObservationBase):
 
 
 class WaterLevelObservation(ObservationBase):
-    """River, canal or tide gauge stage above the station datum."""
+    """River, canal or tide gauge stage above the station datum (1985 national datum).
+
+    The bounds cover tide gauges below mean sea level and upstream river gauges in the
+    hills (the registry's Feiyun and Ao gauges sit at 60-70 m); beyond them is a fault.
+    """
 
     kind: Literal["water_level"] = "water_level"
-    level_m: float = Field(ge=-10.0, le=60.0)
+    level_m: float = Field(ge=-10.0, le=500.0)
 
 
 Observation = Annotated[

@@ -32,9 +32,18 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Final, Literal
+from types import NoneType, UnionType
+from typing import Any, Final, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from schemas.common import Level, UtcDatetime
 
@@ -59,8 +68,33 @@ class ScenarioError(ValueError):
         return [key for key, _ in self.problems]
 
 
+def _numbers_only(annotation: object) -> bool:
+    """``float``, ``int``, or an optional or a tuple of them: a key that takes numbers and nothing else."""
+    if annotation in (float, int):
+        return True
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is tuple:
+        return bool(args) and all(a is Ellipsis or _numbers_only(a) for a in args)
+    if origin in (Union, UnionType):
+        return all(a is NoneType or _numbers_only(a) for a in args)
+    return False
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # inf and nan are valid TOML floats, but no key means them.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: object, info: ValidationInfo) -> object:
+        """``rate = true`` or ``rate = "0.5"`` is a mistake, not 1.0 or 0.5 (pydantic's lax mode would coerce)."""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or not _numbers_only(field.annotation):
+            return value
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(item, bool | str):
+                raise ValueError(f"expected a number, got {type(item).__name__} {item!r}")
+        return value
 
 
 class TrackPoint(_Frozen):
@@ -83,7 +117,7 @@ class TyphoonConfig(_Frozen):
     """A parametric typhoon along a best track (see ``world/typhoon.py`` for the physics)."""
 
     name: str = Field(min_length=1)
-    track: tuple[TrackPoint, ...] = ()
+    track: tuple[TrackPoint, ...] = Field(default=(), validate_default=True)
     best_track: BestTrackRef | None = None
     radius_max_wind_km: float = Field(default=30.0, gt=0.0, le=300.0)
     holland_b: float | None = Field(default=None, ge=0.8, le=2.5, description="None: from vmax and pressure")
@@ -112,16 +146,14 @@ class TyphoonConfig(_Frozen):
             raise ValueError(f"need 1.0 <= min <= max <= 3.0, got [{low}, {high}]")
         return value
 
-    @model_validator(mode="after")
-    def _track_usable(self) -> TyphoonConfig:
-        if len(self.track) < 2:
-            if self.best_track is not None:
-                raise ValueError("best_track is resolved by load_scenario (needs the data dir); it gave no track")
-            raise ValueError("track needs at least 2 points (or give best_track)")
-        times = [p.time for p in self.track]
-        if any(b <= a for a, b in pairwise(times)):
+    @field_validator("track")
+    @classmethod
+    def _track_usable(cls, value: tuple[TrackPoint, ...]) -> tuple[TrackPoint, ...]:
+        if len(value) < 2:
+            raise ValueError("needs at least 2 points (or best_track, which load_scenario resolves into track)")
+        if any(b.time <= a.time for a, b in pairwise(value)):
             raise ValueError("track times must increase strictly")
-        return self
+        return value
 
 
 class ConvectiveCell(_Frozen):
@@ -392,18 +424,23 @@ class Scenario(_Frozen):
     replay: ReplayDefaults = ReplayDefaults()
     truth: TruthConfig = TruthConfig()
 
-    @model_validator(mode="after")
-    def _span(self) -> Scenario:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        if self.end - self.start > MAX_SPAN:
-            raise ValueError(f"span longer than {MAX_SPAN.days} days")
-        for name, when in (("start", self.start), ("end", self.end)):
-            if when.second or when.microsecond:
-                raise ValueError(f"{name} must be on a whole minute (the world ticks every {TICK_S} s)")
-        if (self.end - self.start).total_seconds() % TICK_S:
-            raise ValueError(f"the span must be a whole number of {TICK_S}-s ticks")
-        return self
+    @field_validator("start", "end")
+    @classmethod
+    def _whole_minute(cls, value: datetime) -> datetime:
+        if value.second or value.microsecond:
+            raise ValueError(f"must be on a whole minute (the world ticks every {TICK_S} s)")
+        return value
+
+    @field_validator("end")
+    @classmethod
+    def _span(cls, value: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("start")  # absent when start itself was invalid (its own error)
+        if isinstance(start, datetime):
+            if value <= start:
+                raise ValueError("must be after start")
+            if value - start > MAX_SPAN:
+                raise ValueError(f"span longer than {MAX_SPAN.days} days")
+        return value  # both on whole minutes: the span is a whole number of ticks
 
     @property
     def span_hours(self) -> float:
@@ -423,7 +460,7 @@ def _key(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part.startswith(("function-", "tagged-union", "union[")) or part in {"float", "str", "int"}:
+        elif part.startswith(("function-", "tagged-union", "union[", "literal[")) or part in {"float", "str", "int"}:
             continue  # pydantic's internal validator names say nothing to an author
         else:
             out += f".{part}" if out else part

@@ -153,7 +153,7 @@ def test_water_level_csv_uses_tdz_for_tide_stations_and_names_z_when_both_missin
 
 
 def test_water_level_csv_implausible_stage_is_named() -> None:
-    [error] = items(WaterLevelCsvFeed(), b"STCD,TM,Z\nWL-OU-01,2019-08-09 19:55:00,99.5\n")
+    [error] = items(WaterLevelCsvFeed(), b"STCD,TM,Z\nWL-OU-01,2019-08-09 19:55:00,599.5\n")
     assert isinstance(error, DecodeError)
     assert (error.reason, error.field) == ("implausible_value", "level_m")
 

@@ -12,13 +12,15 @@
       7 yield Tick(at=t, everything whose delivery time is ≤ t)
 
 Memory is bounded by the grid (a few 80 k-cell arrays), one day of hourly rain per slope
-and the delivery queue (at most ``late_delay.max_s`` of late reports): a 24-h replay of the
-full network stays far below 1 GB. Cadences are counted from ``start`` (a 360-s radar scans
+and the delivery queue (at most ``late_delay.max_s``, or the longest report interval if that
+is longer, of delayed and held-back reports): a 24-h replay of the full network stays far
+below 1 GB. Cadences are counted from ``start`` (a 360-s radar scans
 at start + 6 min, + 12 min, …).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -152,7 +154,7 @@ class World:
         groups = self._fault_groups(truth)
         for group in groups.values():
             group.describe_skews(sc.start, sc.end)
-        queue = faults.DeliveryQueue()
+        queue = faults.DeliveryQueue(max_hold_s=self._max_hold_s())
         zr_a, zr_b, min_echo = sc.radar.zr_a, sc.radar.zr_b, sc.radar.min_echo_dbz
         sel = sc.stations
         atm = self.atmosphere
@@ -216,6 +218,15 @@ class World:
             yield Tick(datetime.fromtimestamp(t_s, tz=sc.start.tzinfo), observations, raw)
 
     # ---------------------------------------------------------------- helpers
+
+    def _max_hold_s(self) -> int:
+        """How long an out-of-order report may wait for its station's next report: the late-delay
+        bound, or the longest report interval if that is longer (whole ticks)."""
+        sel = self.scenario.stations
+        intervals = [sel.rain_aws_interval_s, sel.rain_mountain_interval_s, sel.geohazard_interval_s]
+        intervals += [sel.water_level_interval_s, sel.tide_interval_s, *(r.interval_s for r in self.radars)]
+        bound = max(math.ceil(self.scenario.faults.late_delay.max_s), *intervals)
+        return math.ceil(bound / TICK_S) * TICK_S
 
     def _sample_all(self, rain: FloatArray) -> dict[str, FloatArray]:
         return {

@@ -13,6 +13,7 @@ rates are probabilities per report)::
       5 malformed  delivered as broken bytes (truncated JSON / wrong type / missing field)
       6 late       delivered ⌈delay / 60 s⌉ ticks later (delay ~ late_delay)
         or out-of-order  held back and delivered right after the station's next report
+                   (or after ``max_hold_s`` if the station falls silent, e.g. a failed slope)
       7 duplicate  delivered twice, the copy right after the original
 
 Stuck and spike apply to point sensors (rain, water level, geo-hazard), not to radar
@@ -253,14 +254,19 @@ class DeliveryQueue:
     """Payloads waiting for their delivery tick; out-of-order reports wait for the next one.
 
     Within a tick, delayed payloads come first (in generation order), then the payloads
-    generated for that tick. Most reports are on time, so they skip the heap.
+    generated for that tick. Most reports are on time, so they skip the heap. A held
+    (out-of-order) payload whose station has not reported again within ``max_hold_s`` is
+    delivered then: a station that fell silent (a failed slope) must not keep its last
+    reports until the end of the run, and nothing stays queued longer than the bound.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_hold_s: int | None = None) -> None:
         self._heap: list[tuple[int, int, Payload]] = []  # (deliver_s, seq, payload): seq breaks ties
         self._now: list[Payload] = []
         self._now_s: int | None = None
         self._held: dict[str, list[Payload]] = {}
+        self._held_since: dict[str, int] = {}
+        self._max_hold_s = max_hold_s
         self._seq = 0
 
     def _push(self, deliver_s: int, payload: Payload) -> None:
@@ -271,8 +277,12 @@ class DeliveryQueue:
         copies = [delivery.payload, delivery.payload] if delivery.duplicate else [delivery.payload]
         if delivery.hold_for_next:
             self._held.setdefault(station_id, []).extend(copies)
+            self._held_since.setdefault(station_id, at_s)
             return
-        held = self._held.pop(station_id, None) if self._held else None
+        held = None
+        if self._held:
+            held = self._held.pop(station_id, None)
+            self._held_since.pop(station_id, None)
         if delivery.delay_s <= 0:
             if self._now_s != at_s:
                 self._flush_now()
@@ -300,10 +310,22 @@ class DeliveryQueue:
             for payload in self._held[station_id]:
                 self._push(at_s, payload)
         self._held.clear()
+        self._held_since.clear()
+
+    def _release_stale(self, at_s: int) -> None:
+        if self._max_hold_s is None:
+            return
+        stale = sorted(sid for sid, since in self._held_since.items() if at_s - since >= self._max_hold_s)
+        for station_id in stale:
+            del self._held_since[station_id]
+            for payload in self._held.pop(station_id):
+                self._push(at_s, payload)
 
     def pop_ready(self, at_s: int) -> tuple[list[ObservationBase], list[bytes]]:
         if self._now_s is not None and self._now_s > at_s:
             self._flush_now()
+        if self._held_since:
+            self._release_stale(at_s)
         ready: list[Payload] = []
         while self._heap and self._heap[0][0] <= at_s:
             ready.append(heapq.heappop(self._heap)[2])

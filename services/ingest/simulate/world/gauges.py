@@ -12,12 +12,14 @@ between the minute's two instants) is added to an accumulator. At each report ti
     gust      = wind · U(gust_factor)               1.4–1.6 by default (§ typhoon gusts)
     direction = true direction + σd·z  (mod 360)
 
-A rain value is clipped at the contract's plausibility limit (400 mm/h over the interval):
-a real gauge saturates rather than reporting the impossible.
+A rain value is clipped at the contract's plausibility limit (400 mm/h over the interval,
+rounded down to the 0.001 mm the report carries) and a gust at the contract's 110 m/s: a
+real gauge saturates rather than reporting the impossible.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -33,6 +35,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
 NOISE_WIDTH = 4
+MAX_GUST_MS = 110.0  # the contract's ceiling (schemas.observations.RainObservation)
 _RAIN, _WIND, _GUST, _DIR = range(NOISE_WIDTH)
 
 
@@ -56,7 +59,8 @@ class RainGauges:
         self.bucket_mm = np.zeros(n)
         self.streams = rng.StationStreams(seed, rng.NOISE, points.ids, NOISE_WIDTH)
         self.all = np.arange(n, dtype=np.intp)
-        self.max_mm = min(300.0, 400.0 * interval_s / 3600.0)
+        # rounded *down* to the reported 0.001 mm: rounding 6.6667 to 6.667 would exceed 400 mm/h
+        self.max_mm = math.floor(min(300.0, 400.0 * interval_s / 3600.0) * 1000.0) / 1000.0
 
     def accumulate(self, minute_mm: FloatArray) -> None:
         self.true_mm += minute_mm
@@ -77,13 +81,14 @@ class RainGauges:
             tipped = np.floor(self.bucket_mm / res + 1e-9) * res
             self.bucket_mm -= tipped
             measured = tipped
-        rain = np.round(np.minimum(measured, self.max_mm), 3)
+        rain = np.minimum(np.round(measured, 3), self.max_mm)
         reports: list[dict[str, Any]] = []
         if wind is not None:
             mean = np.clip(wind.speed_ms * (1.0 + self.noise.wind_sigma * z[:, _WIND]), 0.0, 70.0)
             g0, g1 = self.gust_factor
             mean_r = np.round(mean, 1)
             gust = np.maximum(np.round(mean * (g0 + (g1 - g0) * u[:, _GUST]), 1), mean_r)
+            np.minimum(gust, MAX_GUST_MS, out=gust)
             direction = np.mod(np.round(wind.from_deg + self.noise.wind_dir_sigma_deg * z[:, _DIR], 1), 360.0)
             direction[direction >= 360.0] = 0.0
         ids = self.points.ids
