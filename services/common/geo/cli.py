@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.common.geo.registry import RegistryError, load_registry
+from services.common.geo.registry import GeoRegistry, RegistryError, load_registry
 
 registry_app = typer.Typer(help="Geography and station registry.", no_args_is_help=True)
 
@@ -37,15 +37,19 @@ _NETWORK_LABELS = {
 }
 
 
+def _load_or_exit(data_dir: Path | None, console: Console) -> GeoRegistry:
+    try:
+        return load_registry(data_dir)
+    except RegistryError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=1) from None
+
+
 @registry_app.command("summary")
 def summary(data_dir: DataDirOption = None) -> None:
     """Print counts: counties, dissemination units, population, stations."""
     console = Console()
-    try:
-        registry = load_registry(data_dir)
-    except RegistryError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=1) from None
+    registry = _load_or_exit(data_dir, console)
     counts = registry.summary()
     table = Table(title=f"Wenzhou registry {counts.version}", show_header=True)
     table.add_column("item")
@@ -70,9 +74,5 @@ def summary(data_dir: DataDirOption = None) -> None:
 def validate(data_dir: DataDirOption = None) -> None:
     """Load and validate the registry files; list every problem and exit 1 if any."""
     console = Console()
-    try:
-        registry = load_registry(data_dir)
-    except RegistryError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=1) from None
+    registry = _load_or_exit(data_dir, console)
     console.print(f"registry {registry.version} is valid", markup=False)
