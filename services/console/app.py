@@ -22,11 +22,13 @@ endpoint                                    who              what
 ``GET  /cap/{message_id}.xml``              user             CAP 1.2 (dispatch renderer)
 ``GET  /api/approvals`` ``/api/townships``  user             queue, township levels
 ``GET  /api/rejected`` ``/api/stations``    user             input rejects, station health
+                                                             (stale, faulty)
 ``POST /api/warnings/{id}/acknowledge``     duty_officer     → OperatorCommand
 ``POST /api/warnings/{id}/cancel``          duty_officer     → (reason required)
 ``POST /api/warnings/{id}/approve|reject``  approver         → (no self-approval)
 ``POST /api/compose/check``                 user             channel limits, population
-``POST /api/warnings``                      duty_officer     issue a manual warning
+``POST /api/warnings``                      duty_officer,    issue a manual warning
+                                            approver
 ``POST /api/replay``                        duty_officer     start_replay(name, speed)
 ``GET  /api/audit``                         approver         the audit log, newest first
 ==========================================  ===============  ============================
@@ -388,6 +390,7 @@ def create_app(
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:
+        """200 while the consumers run (503 otherwise), with the stream's last event id."""
         ok = console.runtime.healthy()
         return JSONResponse(
             {
@@ -400,12 +403,14 @@ def create_app(
 
     @app.get("/metrics", tags=["ops"])
     def metrics() -> Response:
+        """Prometheus text format: ``earlywarn_console_*`` (see docs/console.md)."""
         return Response(console.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     # ---------------------------------------------------------------- session
 
     @app.get("/api/csrf", tags=["session"])
     def csrf(request: Request, response: Response) -> dict[str, str]:
+        """A CSRF token (and the ``ew_csrf`` cookie) for the sign-in form; the session's own once signed in."""
         session = console.session_of(request)
         token = session.csrf if session is not None else request.cookies.get(CSRF_COOKIE, "")
         if session is None and not console.signer.anonymous_csrf_valid(token):
@@ -417,6 +422,7 @@ def create_app(
 
     @app.post("/api/login", tags=["session"])
     async def login(request: Request, body: LoginBody, response: Response) -> dict[str, Any]:
+        """Sign in: sets ``ew_session`` (HttpOnly) and ``ew_csrf``; 401 bad credentials, 429 locked out."""
         if console.locked_out(body.username):
             console.record(request, None, "login", "denied", actor=body.username, detail="locked out after failures")
             console.metrics.logins.labels("locked").inc()
@@ -455,6 +461,7 @@ def create_app(
 
     @app.post("/api/logout", tags=["session"])
     def logout(request: Request, response: Response, who: CurrentUser) -> dict[str, bool]:
+        """Sign out: clears the cookies and revokes the session id on this instance."""
         response.delete_cookie(SESSION_COOKIE, path="/")
         response.delete_cookie(CSRF_COOKIE, path="/")
         console.revoke(who.session)
@@ -463,12 +470,14 @@ def create_app(
 
     @app.get("/api/me", tags=["session"])
     def me(who: CurrentUser) -> dict[str, Any]:
+        """The signed-in user: name, role, permissions, CSRF token, session expiry."""
         return console.me(who)
 
     # ---------------------------------------------------------------- read
 
     @app.get("/api/snapshot", tags=["read"])
     def snapshot(who: CurrentUser) -> dict[str, Any]:
+        """Everything the UI shows, and ``last_event_id``: open ``/api/stream?last_event_id=`` with it."""
         now = console.now()
         model = console.model
         return {
@@ -488,6 +497,7 @@ def create_app(
     async def stream(
         request: Request, who: CurrentUser, last_event_id: Annotated[str | None, Query()] = None
     ) -> EventSourceResponse:
+        """Server-sent events; resume with ``Last-Event-ID`` or ``?last_event_id=`` (event types: docs/console.md)."""
         start = parse_last_event_id(request.headers.get("last-event-id"), last_event_id)
         expires = who.session.expires_at
 
@@ -513,6 +523,7 @@ def create_app(
 
     @app.get("/api/geo", tags=["read"])
     async def geo(_who: CurrentUser) -> JSONResponse:
+        """County outlines and township cells as SVG paths (our own geometry; no tiles)."""
         return JSONResponse(await console.geo(), headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/api/warnings", tags=["read"])
@@ -525,6 +536,7 @@ def create_app(
         active: bool = False,
         limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     ) -> dict[str, Any]:
+        """Warnings, newest first; filter by hazard, level, county (repeat or comma-separate), township, active."""
         now = console.now()
         items = console.model.list_warnings(
             now,
@@ -539,6 +551,7 @@ def create_app(
 
     @app.get("/api/warnings/{warning_id}", tags=["read"])
     def warning_detail(warning_id: str, _who: CurrentUser) -> dict[str, Any]:
+        """One warning: evidence, message history (CAP/JSON links), coverage, receipts, acknowledgements."""
         detail = console.model.detail(warning_id, console.now())
         if detail is None:
             raise _error(404, "unknown_warning", f"no warning {warning_id}")
@@ -558,6 +571,7 @@ def create_app(
 
     @app.get("/api/warnings/{warning_id}/messages/{message_id}", tags=["read"])
     def warning_message(warning_id: str, message_id: str, _who: CurrentUser) -> dict[str, Any]:
+        """One message of a warning as its ``WarningMessage`` JSON (the approved copy if there is one)."""
         msg = console.model.message(warning_id, message_id)
         if msg is None:
             raise _error(404, "unknown_message", f"no message {message_id}")
@@ -565,6 +579,7 @@ def create_app(
 
     @app.get("/cap/{message_id}.xml", tags=["read"], response_class=Response)
     def cap(message_id: str, _who: CurrentUser) -> Response:
+        """The message as CAP 1.2 XML, rendered by dispatch's ``render_cap`` (what dispatch sends)."""
         msg = console.model.find_message(message_id)
         if msg is None or not console.cap_available:
             raise _error(404, "unknown_message", f"no CAP for {message_id}")
@@ -574,19 +589,23 @@ def create_app(
 
     @app.get("/api/approvals", tags=["read"])
     def approvals(_who: CurrentUser) -> dict[str, Any]:
+        """Held messages waiting for a second person, soonest deadline first, with ``remaining_s``."""
         now = console.now()
         return {"now": iso(now), "queue": console.model.approval_queue(now)}
 
     @app.get("/api/townships", tags=["read"])
     def townships(_who: CurrentUser) -> dict[str, Any]:
+        """Township code → highest active level (townships without one are left out)."""
         return {"levels": console.model.township_levels}
 
     @app.get("/api/rejected", tags=["read"])
     def rejected(_who: CurrentUser) -> dict[str, Any]:
+        """Rejected-input counts by reason and the most recent rejections (``obs.rejected``)."""
         return console.model.rejected()
 
     @app.get("/api/stations", tags=["read"])
     def stations(_who: CurrentUser) -> dict[str, Any]:
+        """Station health per kind: ok, stale (late) and faulty (suppressed by the rules)."""
         return console.model.stations.summary()
 
     @app.get("/api/audit", tags=["read"])
@@ -595,6 +614,7 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=5000)] = 200,
         actor: Annotated[str | None, Query(max_length=64)] = None,
     ) -> dict[str, Any]:
+        """The audit log, newest first (approvers and admins); ``actor`` filters by user."""
         return {"entries": console.audit.tail(limit, actor)}
 
     # ---------------------------------------------------------------- actions
@@ -644,10 +664,12 @@ def create_app(
         who: CurrentUser,
         body: Annotated[ReasonBody | None, Body()] = None,
     ) -> JSONResponse:
+        """acknowledge | approve | reject | cancel (cancel and reject need ``reason``); 202 once on ``commands``."""
         return await act(request, who, action, warning_id, reason=body.reason if body else "")
 
     @app.post("/api/compose/check", tags=["actions"])
     def compose_check(draft: ComposeDraft, who: CurrentUser) -> dict[str, Any]:
+        """Live check of a draft manual warning: population reached, each channel's text against its limits."""
         try:
             manual = ManualWarning(
                 hazard=draft.hazard,
@@ -682,6 +704,7 @@ def create_app(
 
     @app.post("/api/warnings", tags=["actions"], status_code=202)
     async def issue_manual(request: Request, manual: ManualWarning, who: CurrentUser) -> JSONResponse:
+        """Issue a manual warning (202: the command is on ``commands``); orange/red wait for approval."""
         unknown = [c for c in manual.township_codes if c not in console.towns]
         if unknown:
             console.record(request, who, "issue_manual", "invalid", detail=f"unknown townships {unknown}")
@@ -692,6 +715,7 @@ def create_app(
     async def replay(
         request: Request, body: ReplayBody, who: Annotated[Principal, Depends(require("replay"))]
     ) -> dict[str, Any]:
+        """Start a scenario replay at ``speed`` × real time (duty officers and admins)."""
         if console.start_replay is None:
             console.record(request, who, "replay", "invalid", target=body.name, detail="no replay wired")
             raise _error(501, "no_replay", "scenario replay is not available in this deployment")

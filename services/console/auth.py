@@ -59,11 +59,13 @@ Permission = Literal["read", "acknowledge", "cancel", "issue_manual", "approve",
 PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
     "viewer": frozenset({"read"}),
     "duty_officer": frozenset({"read", "acknowledge", "cancel", "issue_manual", "replay"}),
-    "approver": frozenset({"read", "approve", "reject", "audit"}),
+    "approver": frozenset({"read", "issue_manual", "approve", "reject", "audit"}),
     "admin": frozenset(get_args(Permission)),
 }
-"""Who may do what. The two-person rule (nobody approves their own manual red warning)
-is a rule about the warning, checked in ``services.console.actions``."""
+"""Who may do what. An approver may compose a manual warning (the lifecycle accepts one
+from any role but a viewer); the two-person rule (nobody approves their own manual red
+warning) is a rule about the warning, checked in ``services.console.actions`` and again
+by the lifecycle."""
 
 
 def allowed(role: Role, permission: Permission) -> bool:

@@ -93,7 +93,7 @@ def preview_message(manual: ManualWarning, actor: str, now: datetime) -> Warning
         onset_at=now,
         expires_at=now + timedelta(seconds=manual.valid_for_s),
         headline=manual.headline,
-        reason=manual.description,
+        reason=manual.description[:500],  # the lifecycle keeps the first 500 characters too
         origin="manual",
         issued_by=actor,
         approval="auto",

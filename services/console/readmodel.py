@@ -191,11 +191,15 @@ def coverage_summary(report: CoverageReport) -> Json:
 
 
 class StationBook:
-    """Last report per station from the ``obs.*`` topics: a cheap station-health view.
+    """Station health: ``stale`` from the ``obs.*`` topics, ``faulty`` from the rules.
 
-    A station is ``stale`` when the newest event time seen on any station is more than
-    ``stale_factor × interval`` past its last report (the rules' health checker uses the
-    same rule; spikes and flat lines are judged there, not here).
+    - ``stale``: the newest event time seen on any station is more than
+      ``stale_factor × interval`` past the station's last report (the rules' health
+      checker uses the same rule).
+    - ``faulty``: the station's newest assessment on ``hazard.assessments`` carries the
+      rules' ``suppressed_by_sensor_<status>`` marker (spike, flatline, implausible:
+      ``services.rules.detectors.health``); a later unmarked assessment clears it. The
+      console does not judge spikes or flat lines itself.
     """
 
     DEFAULT_INTERVAL_S: Mapping[str, int] = {"rain": 60, "water_level": 300, "geohazard": 600, "radar": 360}
@@ -206,6 +210,29 @@ class StationBook:
         self.stations: dict[str, tuple[str, datetime, int, str | None, int]] = {}
         self.newest: datetime | None = None
         self.version = 0
+        self.assessed: dict[str, datetime] = {}
+        """station → event time of its newest assessment (out-of-order ones are ignored)."""
+        self.faulty: dict[str, tuple[str, datetime, datetime]] = {}
+        """station → (status, since, last marked assessment)."""
+
+    def assessment(self, station_id: str, at: datetime, fault: str | None) -> None:
+        """One assessment of ``station_id``: ``fault`` is the suppression status, or ``None``."""
+        last = self.assessed.get(station_id)
+        if last is not None and at < last:
+            return
+        if last is None and len(self.assessed) >= self.max_stations:
+            return
+        self.assessed[station_id] = at
+        current = self.faulty.get(station_id)
+        if fault is None:
+            if current is not None:
+                del self.faulty[station_id]
+                self.version += 1
+        elif current is None or current[0] != fault:
+            self.faulty[station_id] = (fault, at, at)
+            self.version += 1
+        else:
+            self.faulty[station_id] = (fault, current[1], at)
 
     def report(self, station_id: str, kind: str, at: datetime, interval_s: int | None, township: str | None) -> None:
         old = self.stations.get(station_id)
@@ -225,10 +252,12 @@ class StationBook:
         stale: list[Json] = []
         newest = self.newest
         for station_id, (kind, at, interval, township, count) in self.stations.items():
-            row = kinds.setdefault(kind, {"kind": kind, "stations": 0, "ok": 0, "stale": 0, "reports": 0})
+            row = kinds.setdefault(kind, {"kind": kind, "stations": 0, "ok": 0, "stale": 0, "faulty": 0, "reports": 0})
             row["stations"] += 1
             row["reports"] += count
             behind = (newest - at).total_seconds() if newest is not None else 0.0
+            if station_id in self.faulty:
+                row["faulty"] += 1
             if behind > self.stale_factor * interval:
                 row["stale"] += 1
                 stale.append(
@@ -240,14 +269,31 @@ class StationBook:
                         "township_code": township,
                     }
                 )
-            else:
+            elif station_id not in self.faulty:
                 row["ok"] += 1
         stale.sort(key=lambda s: -int(s["behind_s"]))
+        faulty: list[Json] = []
+        for station_id, (status, since, last) in self.faulty.items():
+            known = self.stations.get(station_id)
+            faulty.append(
+                {
+                    "station_id": station_id,
+                    "kind": known[0] if known else None,
+                    "status": status,
+                    "since": iso(since),
+                    "last_at": iso(last),
+                    "township_code": known[3] if known else None,
+                }
+            )
+        faulty.sort(key=lambda f: (str(f["since"]), str(f["station_id"])))
         return {
             "newest_at": iso(newest),
             "kinds": sorted(kinds.values(), key=lambda k: str(k["kind"])),
             "stale": stale[:stale_limit],
             "stale_total": len(stale),
+            "faulty": faulty[:stale_limit],
+            "faulty_total": len(faulty),
+            "faulty_by_status": dict(sorted(Counter(status for status, _, _ in self.faulty.values()).items())),
         }
 
 
@@ -270,6 +316,12 @@ class ReadModel:
         self._held_ids: set[str] = set()
         self._touched: set[str] = set()
         self._queue_dirty = False
+        self._early_coverage: dict[str, dict[str, CoverageReport]] = {}
+        self._early_receipts: dict[str, dict[str, Counter[str]]] = {}
+        self._early_acks: dict[str, list[Ack]] = {}
+        """Delivery news for warnings not folded yet (another consumer reads ``warnings``;
+        after a restart it may be behind): kept, bounded, until the warning arrives."""
+        self.max_early = 5000
 
     # ------------------------------------------------------------------ folding
 
@@ -279,6 +331,9 @@ class ReadModel:
         ws = self.warnings.get(msg.warning_id)
         if ws is None:
             ws = self.warnings[msg.warning_id] = WarningState(msg.warning_id, 0)
+            ws.coverage = self._early_coverage.pop(msg.warning_id, {})
+            ws.receipts = self._early_receipts.pop(msg.warning_id, {})
+            ws.acks = self._early_acks.pop(msg.warning_id, [])
         if msg.state_key in ws.messages:
             return changes  # a redelivery: nothing new
         ws.messages[msg.state_key] = msg
@@ -307,14 +362,22 @@ class ReadModel:
             changes.extend(self.settle(now))
         return changes
 
+    def _early(self, book: dict[str, Any], warning_id: str, empty: Any) -> Any:
+        if warning_id not in book and len(book) >= self.max_early:
+            del book[next(iter(book))]  # the oldest: its warning never came
+        return book.setdefault(warning_id, empty)
+
     def fold_coverage(self, report: CoverageReport) -> Changes:
         ws = self.warnings.get(report.warning_id)
-        if ws is None:
-            return Changes()
-        previous = ws.coverage.get(report.message_id)
+        reports: dict[str, CoverageReport] = (
+            ws.coverage if ws is not None else self._early(self._early_coverage, report.warning_id, {})
+        )
+        previous = reports.get(report.message_id)
         if previous is not None and previous.at > report.at:
             return Changes()
-        ws.coverage[report.message_id] = report
+        reports[report.message_id] = report
+        if ws is None:
+            return Changes()
         return Changes([StreamEvent("coverage", {"warning_id": ws.warning_id, "coverage": coverage_summary(report)})])
 
     def fold_receipt_counts(self, counts: Mapping[tuple[str, str, str], int]) -> Changes:
@@ -323,6 +386,8 @@ class ReadModel:
         for (warning_id, channel, state), n in counts.items():
             ws = self.warnings.get(warning_id)
             if ws is None:
+                early: dict[str, Counter[str]] = self._early(self._early_receipts, warning_id, {})
+                early.setdefault(channel, Counter())[state] += n
                 continue
             ws.receipts.setdefault(channel, Counter())[state] += n
             touched.add(warning_id)
@@ -370,7 +435,11 @@ class ReadModel:
         """Commands from every console instance: acknowledgements and rejections show here."""
         changes = Changes()
         ws = self.warnings.get(command.warning_id or "")
-        if command.action == "acknowledge" and ws is not None:
+        if command.action == "acknowledge" and ws is None and command.warning_id:
+            acks: list[Ack] = self._early(self._early_acks, command.warning_id, [])
+            if not any(a.actor == command.actor and a.message_id == command.message_id for a in acks):
+                acks.append(Ack(command.actor, command.actor_role, command.at, command.message_id))
+        elif command.action == "acknowledge" and ws is not None:
             if any(a.actor == command.actor and a.message_id == command.message_id for a in ws.acks):
                 return changes
             ws.acks.append(Ack(command.actor, command.actor_role, command.at, command.message_id))
@@ -426,6 +495,9 @@ class ReadModel:
         self, station_id: str, kind: str, at: datetime, interval_s: int | None, township: str | None
     ) -> None:
         self.stations.report(station_id, kind, at, interval_s, township)
+
+    def fold_assessment_health(self, station_id: str, at: datetime, fault: str | None) -> None:
+        self.stations.assessment(station_id, at, fault)
 
     def expect(self, command: OperatorCommand) -> None:
         """Remember a command this console published, to audit its outcome later."""

@@ -4,7 +4,8 @@
 
     warnings, commands          ─► consumer A ─┐   (the latency-critical path, never
     coverage, receipts          ─► consumer B ─┤    behind a flood of receipts)
-    obs.rejected, obs.*         ─► consumer C ─┤
+    obs.rejected, obs.*,        ─► consumer C ─┤
+    hazard.assessments                         │
                        ticker (tick_interval_s)┤
                                                ▼
                      ReadModel.fold_* ─► Changes ─► EventHub.publish (live stream)
@@ -53,6 +54,34 @@ _OBSERVED = re.compile(rb'"observed_at":"([^"]{10,40})"')
 _INTERVAL = re.compile(rb'"interval_s":(\d{1,6})')
 _TOWNSHIP = re.compile(rb'"township_code":"(\d{9})"')
 _KIND = re.compile(rb'"kind":"([a-z_]{1,20})"')
+_SOURCE = re.compile(rb'"source_id":"([^"]{1,64})"')
+_ASSESSED = re.compile(rb'"assessed_at":"([^"]{10,40})"')
+_SUPPRESSED = re.compile(rb'"metric":"suppressed_by_sensor_([a-z_]{1,20})"')
+
+
+def _utc(raw: bytes) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(raw.decode().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return None if at.tzinfo is None else at.astimezone(UTC)
+
+
+def assessment_health(value: bytes) -> tuple[str, datetime, str | None] | None:
+    """``(source station, assessed_at, fault status or None)`` of one assessment record.
+
+    The rules mark an assessment whose station's sensor looks faulty with evidence
+    ``suppressed_by_sensor_<status>`` (``services.rules.detectors.health``); the console
+    only reads that marker (no full parse: assessments are many).
+    """
+    source, assessed = _SOURCE.search(value), _ASSESSED.search(value)
+    if source is None or assessed is None:
+        return None
+    at = _utc(assessed.group(1))
+    if at is None:
+        return None
+    fault = _SUPPRESSED.search(value)
+    return source.group(1).decode(), at, fault.group(1).decode() if fault else None
 
 
 def observation_head(value: bytes) -> tuple[str, str, datetime, int | None, str | None] | None:
@@ -65,17 +94,14 @@ def observation_head(value: bytes) -> tuple[str, str, datetime, int | None, str 
     station, observed, kind = _STATION.search(head), _OBSERVED.search(head), _KIND.search(head)
     if station is None or observed is None or kind is None:
         return None
-    try:
-        at = datetime.fromisoformat(observed.group(1).decode().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if at.tzinfo is None:
+    at = _utc(observed.group(1))
+    if at is None:
         return None
     interval, township = _INTERVAL.search(head), _TOWNSHIP.search(head)
     return (
         station.group(1).decode(),
         kind.group(1).decode(),
-        at.astimezone(UTC),
+        at,
         int(interval.group(1)) if interval else None,
         township.group(1).decode() if township else None,
     )
@@ -124,8 +150,8 @@ class ConsoleRuntime:
             ("warnings", (tn.WARNINGS, tn.COMMANDS), self.handle_warnings),
             ("delivery", (tn.COVERAGE, tn.RECEIPTS), self.handle_delivery),
         ]
-        obs = OBS_TOPICS if self.watch_observations else ()
-        out.append(("inputs", (tn.OBS_REJECTED, *obs), self.handle_inputs))
+        health = (*OBS_TOPICS, tn.ASSESSMENTS) if self.watch_observations else ()
+        out.append(("inputs", (tn.OBS_REJECTED, *health), self.handle_inputs))
         return out
 
     async def start(self) -> None:
@@ -255,6 +281,13 @@ class ConsoleRuntime:
                     changes.extend(self.model.fold_rejected(RejectedRecord.model_validate_json(record.value)))
                 except ValidationError as exc:
                     self._bad(record, exc)
+                continue
+            if record.topic == tn.ASSESSMENTS:
+                health = assessment_health(record.value)
+                if health is None:
+                    self._bad(record, ValueError("no source_id/assessed_at in the assessment"))
+                else:
+                    self.model.fold_assessment_health(*health)
                 continue
             head = observation_head(record.value)
             if head is None:

@@ -25,7 +25,9 @@ class ConsoleSettings(BaseModel):
     stream_ping_s: float = Field(default=15.0, gt=0, description="SSE keep-alive comment interval")
     tick_interval_s: float = Field(default=2.0, gt=0, description="expiry, pruning and health refresh")
     keep_inactive_s: int = Field(default=24 * 3600, ge=0, description="event-time age at which ended warnings go")
-    watch_observations: bool = Field(default=True, description="read obs.* for station health")
+    watch_observations: bool = Field(
+        default=True, description="read obs.* (stale stations) and hazard.assessments (faulty sensors)"
+    )
     consumer_batch_records: int = Field(default=1000, ge=1, le=100_000)
     login_max_failures: int = Field(default=5, ge=1, description="failures per user name before a lockout")
     login_lockout_s: int = Field(default=300, ge=0)

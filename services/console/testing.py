@@ -19,9 +19,11 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from schemas import topics as tn
-from schemas.assessment import Evidence
+from schemas.assessment import Evidence, HazardAssessment
 from schemas.command import ManualWarning, OperatorCommand, Role
 from schemas.common import Hazard, Level
+from schemas.observations import RainObservation
+from schemas.rejected import RejectedRecord
 from schemas.warning import Approval, MessageRef, MsgType, WarningMessage
 from services.common.bus.base import Bus, Emit
 from services.console.auth import hash_password
@@ -232,6 +234,8 @@ class ReplayStub:
     townships: Sequence[str] = ("330302006", "330302023", "330304103", "330304104")
     manual_by: tuple[str, Role] | None = None
     """Also issue a manual red warning (as this duty officer) through the lifecycle."""
+    with_inputs: bool = True
+    """Also publish ``inputs()`` first: station reports, a suppressed sensor, a rejected input."""
     emitted: dict[str, float] = field(default_factory=dict)
     started: list[tuple[str, float]] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -263,6 +267,40 @@ class ReplayStub:
             steps.append(manual_command(actor, role, "flood", "red", (d,), "瓯江洪水红色预警（演练）", t[5]))
         return steps
 
+    def inputs(self, start: datetime) -> list[Emit]:
+        """What the ops tab shows: station reports (one late), a sensor the rules suppressed
+        (``suppressed_by_sensor_spike``) and a rejected input."""
+        a, b, c, _ = (list(self.townships) * 4)[:4]
+        out: list[Emit] = []
+        for station, town, at in (
+            ("R0001", a, start),
+            ("R0002", b, start),
+            ("R0003", c, start - timedelta(minutes=30)),  # late: stale once the others report
+        ):
+            obs = RainObservation(station_id=station, observed_at=at, rain_mm=4.2, township_code=town)
+            out.append(Emit(tn.OBS_RAIN, station, obs.model_dump_json().encode()))
+        spiked = HazardAssessment(
+            hazard="rainstorm",
+            township_code=b,
+            source_id="R0002",
+            assessed_at=start,
+            level="none",
+            rule_id="rain_1h",
+            certainty="Unlikely",
+            evidence=(Evidence(station_id="R0002", metric="suppressed_by_sensor_spike", value=3.0),),
+        )
+        out.append(Emit(tn.ASSESSMENTS, spiked.key, spiked.model_dump_json().encode()))
+        rejected = RejectedRecord(
+            source="obs.rain[0]@17",
+            reason="implausible_value",
+            detail="rain_mm 412.0 over 60 s exceeds 400 mm/h",
+            field="rain_mm",
+            received_at=start,
+            raw='{"station_id":"R0009"}',
+        )
+        out.append(Emit(tn.OBS_REJECTED, "obs.rain", rejected.model_dump_json().encode()))
+        return out
+
     def __call__(self, name: str, speed: float) -> None:
         self.started.append((name, speed))
         self.done.clear()
@@ -272,7 +310,10 @@ class ReplayStub:
 
     async def _run(self, speed: float) -> None:
         step_s = 0.0 if speed <= 0 else 1.0 / speed
-        for step in self.script(self.now()):
+        start = self.now()
+        if self.with_inputs:
+            await self.bus.publish_many(self.inputs(start))
+        for step in self.script(start):
             if isinstance(step, WarningMessage):
                 await self.bus.publish_many([warning_emit(step)])
                 self.emitted[step.message_id] = time.time()

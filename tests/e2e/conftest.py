@@ -135,10 +135,18 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
-@pytest.fixture
-def artifacts() -> Path:
+@pytest.fixture(scope="session")
+def _fresh_artifacts() -> Path:
+    """``test-artifacts/e2e/`` emptied of the previous run's screenshots, once per session."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in (*ARTIFACTS.glob("*.png"), *ARTIFACTS.glob("*.json")):
+        old.unlink()
     return ARTIFACTS
+
+
+@pytest.fixture
+def artifacts(_fresh_artifacts: Path) -> Path:
+    return _fresh_artifacts
 
 
 def wait_until(predicate: Any, timeout_s: float = 5.0, interval_s: float = 0.02) -> None:

@@ -61,3 +61,16 @@ def test_the_real_registry_when_installed() -> None:
     assert len(geo["counties"]) == 12
     assert len(geo["townships"]) == len(registry_townships(registry)) == 186
     assert sum(1 for t in geo["townships"] if t["cell"]) == 186
+
+
+def test_the_console_names_townships_as_dispatch_does() -> None:
+    """CAP in the detail is rendered with the console's lookup: it must match dispatch's."""
+    registry_module = pytest.importorskip("services.common.geo.registry")
+    try:
+        registry = registry_module.default_registry()
+    except Exception as exc:  # data not generated yet
+        pytest.skip(f"geo registry data not available: {exc}")
+    from services.dispatch.targeting import RegistryLookup
+
+    ours, dispatch = towns_lookup(registry), RegistryLookup(registry)
+    assert [c for c in ours if ours[c] != dispatch[c]] == []

@@ -302,6 +302,26 @@ def test_coverage_per_channel_and_unreached_townships_keep_the_newest_report() -
     assert detail["coverage"]["unreached_townships"] == ["330302023"]
 
 
+def test_delivery_news_that_overtakes_its_warning_is_kept_until_the_warning_arrives() -> None:
+    # coverage and receipts are read by another consumer than warnings (after a restart it may run ahead)
+    model = ReadModel()
+    assert model.fold_coverage(coverage(2, 800)).events == []
+    assert model.fold_receipt_counts({(W, "sms", "delivered"): 2}).events == []
+    model.fold_warning(make_warning(W, townships=(TOWN, "330302023")), T0)
+    detail = model.detail(W, T0)
+    assert detail is not None
+    assert detail["coverage"]["unreached_townships"] == ["330302023"]
+    assert detail["receipts"] == {"sms": {"delivered": 2}}
+    early_ack = command("acknowledge", warning_id="rainstorm-later", message_id="rainstorm-later.v1")
+    model.fold_command(early_ack, T0)
+    model.fold_warning(make_warning("rainstorm-later"), T0)
+    assert [a.actor for a in model.warnings["rainstorm-later"].acks] == ["li.na"]
+    model.max_early = 2
+    for n in range(5):
+        model.fold_receipt_counts({(f"never-{n}", "sms", "delivered"): 1})
+    assert len(model._early_receipts) == 2  # bounded: the oldest orphans go
+
+
 def test_receipts_are_counted_per_channel_and_state() -> None:
     model = ReadModel()
     model.fold_warning(make_warning(W), T0)
@@ -348,6 +368,31 @@ def test_station_book_marks_late_stations_stale() -> None:
     rain = next(k for k in summary["kinds"] if k["kind"] == "rain")
     assert (rain["ok"], rain["stale"]) == (1, 1)
     assert [s["station_id"] for s in summary["stale"]] == ["G1"]
+
+
+def test_station_book_marks_sensors_the_rules_suppress_faulty_until_a_clean_assessment() -> None:
+    model = ReadModel()
+    for station in ("G1", "G2", "G3"):
+        model.fold_observation(station, "rain", T0, 60, TOWN)
+    model.fold_assessment_health("G1", T0, "spike")
+    model.fold_assessment_health("G2", T0, "flatline")
+    model.fold_assessment_health("G2", T0 + timedelta(minutes=5), "flatline")  # still flat: same "since"
+    model.fold_assessment_health("G3", T0, None)
+    summary = model.stations.summary()
+    rain = next(k for k in summary["kinds"] if k["kind"] == "rain")
+    assert (rain["stations"], rain["ok"], rain["stale"], rain["faulty"]) == (3, 1, 0, 2)
+    assert [(f["station_id"], f["status"], f["since"]) for f in summary["faulty"]] == [
+        ("G1", "spike", "2024-06-01T08:00:00Z"),
+        ("G2", "flatline", "2024-06-01T08:00:00Z"),
+    ]
+    assert summary["faulty_by_status"] == {"flatline": 1, "spike": 1}
+    version = model.stations.version
+    model.fold_assessment_health("G1", T0 - timedelta(minutes=1), None)  # older: ignored
+    assert "G1" in model.stations.faulty
+    model.fold_assessment_health("G1", T0 + timedelta(minutes=1), None)  # the next report is sound
+    assert set(model.stations.faulty) == {"G2"}
+    assert model.stations.version > version  # the runtime publishes a `health` event
+    assert model.stations.summary()["faulty_total"] == 1
 
 
 # A property: the incremental per-township colour always equals a full recomputation

@@ -49,7 +49,7 @@ def state_with(*, held_by: str | None = None, level: Level = "red", active: bool
 EXPECTED: dict[Role, set[str]] = {
     "viewer": set(),
     "duty_officer": {"acknowledge", "cancel", "issue_manual"},
-    "approver": {"approve", "reject"},
+    "approver": {"issue_manual", "approve", "reject"},
     "admin": {"acknowledge", "cancel", "issue_manual", "approve", "reject"},
 }
 
@@ -76,6 +76,7 @@ def test_permission_table_matches_the_brief() -> None:
     assert PERMISSIONS["viewer"] == {"read"}
     assert "approve" not in PERMISSIONS["duty_officer"]
     assert "cancel" not in PERMISSIONS["approver"]
+    assert "issue_manual" in PERMISSIONS["approver"]  # so "their own manual red warning" can exist
     assert "audit" in PERMISSIONS["approver"]
     assert "audit" not in PERMISSIONS["duty_officer"]
 

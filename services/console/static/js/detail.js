@@ -8,6 +8,23 @@ import { runAction, isSelfApproval } from "./actions.js";
 
 let current = null; // the last detail document shown
 let requestSeq = 0;
+let capOpen = null; // message id whose CAP XML is shown inline
+const capTexts = new Map(); // `${message_id}|${approval}` -> the XML served by /cap/… (dispatch's renderer)
+
+const capKey = (m) => `${m.message_id}|${m.approval}`;
+
+async function toggleCap(m) {
+  capOpen = capOpen === m.message_id ? null : m.message_id;
+  if (capOpen && !capTexts.has(capKey(m))) {
+    try {
+      const response = await fetch(m.cap_url, { credentials: "same-origin", headers: { Accept: "application/cap+xml" } });
+      capTexts.set(capKey(m), response.ok ? await response.text() : `${response.status} ${response.statusText}`);
+    } catch (error) {
+      capTexts.set(capKey(m), String(error));
+    }
+  }
+  render();
+}
 
 async function load(warningId) {
   const seq = ++requestSeq;
@@ -82,11 +99,23 @@ function historyBlock(d) {
     h("td", {}, fmtTime(m.sent_at)),
     h("td", {}, fmtTime(m.expires_at)),
     h("td", { class: "links" },
-      m.cap_url ? h("a", { href: m.cap_url, target: "_blank", rel: "noopener" }, "CAP") : null,
+      m.cap_url ? h("button", {
+        type: "button", class: `link cap-toggle${capOpen === m.message_id ? " open" : ""}`, title: t("detail.capTitle"),
+        dataset: { cap: m.message_id }, onclick: () => toggleCap(m),
+      }, "CAP") : null,
+      m.cap_url ? " " : null,
+      m.cap_url ? h("a", { href: m.cap_url, target: "_blank", rel: "noopener", title: t("detail.capOpen") }, "↗") : null,
       m.cap_url ? " · " : null,
       h("a", { href: m.json_url, target: "_blank", rel: "noopener" }, "JSON")),
   ));
-  return section("detail.history", table(["detail.version", "detail.type", "detail.level", "detail.approval", "detail.sent", "detail.expires", "detail.links"], rows));
+  // the newest copy of the open message (held, then approved) is what /cap/… serves
+  const open = d.history.filter((m) => m.message_id === capOpen && m.cap_url).pop();
+  const cap = open && capTexts.has(capKey(open))
+    ? h("div", { class: "cap-box" },
+      h("p", { class: "muted small" }, `${t("detail.capTitle")} · ${open.message_id}`),
+      h("pre", { class: "cap-xml", dataset: { messageId: open.message_id } }, capTexts.get(capKey(open))))
+    : null;
+  return section("detail.history", table(["detail.version", "detail.type", "detail.level", "detail.approval", "detail.sent", "detail.expires", "detail.links"], rows), cap);
 }
 
 function coverageBlock(d) {
@@ -159,6 +188,7 @@ function render() {
 
 export function initDetail() {
   on("select", (warningId) => {
+    if (state.selected !== warningId) capOpen = null;
     state.selected = warningId;
     current = null;
     render();

@@ -33,13 +33,17 @@ async function showLogin(messageKey) {
   disconnect();
   $("#app-view").hidden = true;
   $("#whoami").hidden = true;
-  $("#login-view").hidden = false;
   const error = $("#login-error");
   error.hidden = !messageKey;
   if (messageKey) error.textContent = t(messageKey);
-  const { csrf } = await api("/api/csrf");
-  setCsrf(csrf);
-  $("#login-username").focus();
+  try {
+    // the form shows once its CSRF token is here: a quick sign-in must not go without one
+    const { csrf } = await api("/api/csrf");
+    setCsrf(csrf);
+  } finally {
+    $("#login-view").hidden = false;
+    $("#login-username").focus();
+  }
 }
 
 async function signIn(event) {

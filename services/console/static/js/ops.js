@@ -30,14 +30,19 @@ function renderHealth() {
     root.append(h("p", { class: "muted" }, t("ops.noStations")));
     return;
   }
-  root.append(h("table", { class: "grid" },
-    h("thead", {}, h("tr", {}, ["ops.kind", "ops.stations", "ops.ok", "ops.stale"].map((k) => h("th", {}, t(k))))),
-    h("tbody", {}, health.kinds.map((k) => h("tr", {},
+  root.append(h("table", { class: "grid health-table" },
+    h("thead", {}, h("tr", {}, ["ops.kind", "ops.stations", "ops.ok", "ops.stale", "ops.faulty"].map((k) => h("th", {}, t(k))))),
+    h("tbody", {}, health.kinds.map((k) => h("tr", { dataset: { kind: k.kind } },
       h("td", {}, k.kind), h("td", { class: "num" }, fmtInt(k.stations)), h("td", { class: "num ok" }, fmtInt(k.ok)),
-      h("td", { class: `num ${k.stale ? "warn" : ""}` }, fmtInt(k.stale)))))));
+      h("td", { class: `num stale ${k.stale ? "warn" : ""}` }, fmtInt(k.stale)),
+      h("td", { class: `num faulty ${k.faulty ? "warn" : ""}` }, fmtInt(k.faulty || 0)))))));
   if (health.stale.length) {
-    root.append(h("p", { class: "muted small" }, `${t("ops.staleList")}: `,
+    root.append(h("p", { class: "muted small stale-list" }, `${t("ops.staleList")}: `,
       health.stale.slice(0, 12).map((st) => `${st.station_id} (${Math.round(st.behind_s / 60)} min)`).join(", ")));
+  }
+  if (health.faulty && health.faulty.length) {
+    root.append(h("p", { class: "muted small faulty-list" }, `${t("ops.faultyList")} (${fmtInt(health.faulty_total)}): `,
+      health.faulty.slice(0, 12).map((f) => `${f.station_id} ${t(`ops.fault.${f.status}`)} ${fmtTime(f.since)}`).join(", ")));
   }
 }
 
