@@ -1,7 +1,8 @@
 """Rules throughput: observations evaluated per second, and the Kafka engine vs raw aiokafka.
 
 Run: ``python -m loadtests.bench_rules [--records N]`` (uses ``KAFKA_BOOTSTRAP_SERVERS`` or
-starts the local broker; ``--no-kafka`` skips the Kafka part).
+starts the local broker; ``--no-kafka`` skips the Kafka part). ``--all-detectors`` runs
+mode 4 instead (``--scenario``, ``--hours``; no Kafka).
 
 1. Pure processing: rain observations from 753 gauges through the rainstorm detector and the
    lifecycle processor, no bus (per core, single thread).
@@ -10,14 +11,22 @@ starts the local broker; ``--no-kafka`` skips the Kafka part).
    changelog → produce assessments → commit) against a raw aiokafka consume→produce loop
    doing the same number of records with no processing, on the same broker. The figure is
    the ratio (target ≥ 0.5).
+4. All detectors on simulator traffic: a shipped scenario (full registry) through the ingest
+   gate, then every rules processor configured from the registry (rain, radar nowcast,
+   geo-hazard points, water gauges, lifecycle). Pure processing per processor (1 core, no
+   bus: observations per second of processor time, radar scan ms median / p95 / max) and
+   the memory runtime end to end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import time
 import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -29,9 +38,9 @@ from schemas.observations import RainObservation
 from services.common.bus.base import Emit, Record
 from services.common.bus.kafka import KafkaBus
 from services.common.bus.kafka_processor import KafkaProcessorRunner
-from services.common.bus.processor import DictState
+from services.common.bus.processor import DictState, Processor
 from services.common.metrics import Metrics
-from services.pipeline import MemoryPipeline
+from services.pipeline import IngestCounts, MemoryPipeline, publish_observations
 from services.rules.processors import LifecycleProcessor, RainstormProcessor, rules_processors
 
 GAUGES = 753
@@ -155,12 +164,136 @@ async def main(count: int, bootstrap: str | None) -> None:
     print(f"ratio engine/raw: {ours / raw:.2f} (target >= 0.5)")
 
 
+# ── 4. all detectors on simulator traffic ─────────────────────────────────────────────────
+
+
+async def simulator_records(scenario_name: str, hours: float) -> list[Record]:
+    """The scenario's observations as ingest publishes them (accepted ones, in order)."""
+    from services.common.bus.memory import MemoryBus
+    from services.common.geo.registry import default_registry
+    from services.ingest.feeds.registry_lookup import registry_lookup
+    from services.ingest.gate import IngestGate
+    from services.ingest.simulate.scenario import find_scenario, load_scenario
+    from services.ingest.simulate.truth import GroundTruth
+    from services.ingest.simulate.world import iter_world
+
+    registry = default_registry()
+    scenario = load_scenario(find_scenario(scenario_name))
+    scenario = scenario.model_copy(update={"end": min(scenario.end, scenario.start + timedelta(hours=hours))})
+    now = [scenario.start]
+    gate = IngestGate(registry_lookup(registry), lambda: now[0])
+    bus = MemoryBus(default_partitions=1)
+    obs_topics = [topics.OBS_RAIN, topics.OBS_RADAR, topics.OBS_GEOHAZARD, topics.OBS_WATER]
+    await bus.ensure_topics([*obs_topics, topics.OBS_REJECTED], 1)
+    counts = IngestCounts()
+    for tick in iter_world(scenario, registry, GroundTruth()):
+        now[0] = tick.at
+        await publish_observations(bus, gate, [*tick.observations, *tick.raw], "sim", counts)
+    subscription = await bus.subscribe(obs_topics, group="bench")
+    records: list[Record] = []
+    while batch := await subscription.getmany(timeout_s=0.01, max_records=100_000):
+        records.extend(batch)
+    await subscription.close()
+    await bus.stop()
+    return sorted(records, key=lambda r: r.timestamp_ms)
+
+
+@dataclass
+class AllDetectors:
+    wall_s: float
+    busy_s: dict[str, float]
+    handled: dict[str, int]
+    scan_ms: list[float]
+    scan_ms_by_band: dict[str, list[float]]
+
+
+def pure_all(records: list[Record]) -> AllDetectors:
+    """Every processor on one core, no bus: assessments go straight to the lifecycle."""
+    from services.common.geo.registry import default_registry
+
+    processors = rules_processors(Metrics(), registry=default_registry())
+    lifecycle = processors[-1]
+    by_topic = {topic: p for p in processors[:-1] for topic in p.topics}
+    states: dict[str, DictState] = {p.name: DictState() for p in processors}
+    busy: dict[str, float] = defaultdict(float)
+    handled: Counter[str] = Counter()
+    scan_ms: list[float] = []
+    by_band: dict[str, list[float]] = defaultdict(list)
+    clock = time.perf_counter
+    start = clock()
+    for offset, record in enumerate(records):
+        processor: Processor = by_topic[record.topic]
+        began = clock()
+        emits = processor.process(record, states[processor.name])
+        took = clock() - began
+        busy[processor.name] += took
+        handled[processor.name] += 1
+        if record.topic == topics.OBS_RADAR:
+            scan_ms.append(took * 1000)
+            by_band["S" if (record.key or "").startswith("RADAR-S-") else "X"].append(took * 1000)
+        began = clock()
+        for emit in emits:
+            if emit.topic == topics.ASSESSMENTS:
+                lifecycle.process(Record(emit.topic, 0, offset, emit.key, emit.value, 0), states[lifecycle.name])
+                handled[lifecycle.name] += 1
+        busy[lifecycle.name] += clock() - began
+    wall = clock() - start
+    return AllDetectors(wall, dict(busy), dict(handled), scan_ms, dict(by_band))
+
+
+async def memory_all(records: list[Record]) -> float:
+    from services.common.geo.registry import default_registry
+
+    pipeline = MemoryPipeline(rules_processors(Metrics(), registry=default_registry()))
+    await pipeline.start(lambda _m: None)
+    start = time.perf_counter()
+    for i in range(0, len(records), 2000):
+        await pipeline.bus.publish_many([Emit(r.topic, r.key, r.value) for r in records[i : i + 2000]])
+        await pipeline.drain()
+    elapsed = time.perf_counter() - start
+    await pipeline.close()
+    return len(records) / elapsed
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def all_detectors(scenario_name: str, hours: float) -> None:
+    print(banner("rules throughput, all detectors, simulator traffic"))
+    began = time.perf_counter()
+    records = await simulator_records(scenario_name, hours)
+    kinds = Counter(r.topic for r in records)
+    print(f"scenario {scenario_name}, first {hours:g} h: {len(records)} accepted observations {dict(kinds)}")
+    print(f"(simulated and admitted in {time.perf_counter() - began:.1f} s)")
+    result = pure_all(records)
+    busy, handled, scan_ms, wall = result.busy_s, result.handled, result.scan_ms, result.wall_s
+    print(f"pure, all processors + lifecycle:    {len(records) / wall:,.0f} obs/s (1 core, {wall:.1f} s)")
+    for name in sorted(busy):
+        rate = handled[name] / busy[name] if busy[name] else float("inf")
+        unit = "assessments" if name == "rules-lifecycle" else "obs"
+        print(f"  {name:16s} {handled[name]:>9,} {unit:11s} {busy[name]:6.2f} s busy  {rate:>10,.0f} {unit}/s")
+    for label, values in (("all", scan_ms), *sorted(result.scan_ms_by_band.items())):
+        if values:
+            print(
+                f"radar scan processing ({label:3s}): median {statistics.median(values):.1f} ms, "
+                f"p95 {_percentile(values, 0.95):.1f} ms, max {max(values):.1f} ms over {len(values)} scans"
+            )
+    print(f"memory runtime, all processors:      {await memory_all(records):,.0f} obs/s")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=60_000)
     parser.add_argument("--no-kafka", action="store_true")
+    parser.add_argument("--all-detectors", action="store_true", help="mode 4: simulator traffic, all detectors")
+    parser.add_argument("--scenario", default="lekima-2019")
+    parser.add_argument("--hours", type=float, default=2.0)
     args = parser.parse_args()
-    if args.no_kafka:
+    if args.all_detectors:
+        asyncio.run(all_detectors(args.scenario, args.hours))
+    elif args.no_kafka:
         asyncio.run(main(args.records, None))
     else:
         broker, started = ensure_broker()

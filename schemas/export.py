@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from schemas.advisory import StormAdvisory
 from schemas.assessment import HazardAssessment
 from schemas.command import OperatorCommand
 from schemas.coverage import CoverageReport
@@ -42,6 +43,7 @@ EXPORTS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "receipts": DeliveryReceipt,
     "commands": OperatorCommand,
     "coverage": CoverageReport,
+    "advisories": StormAdvisory,
 }
 
 

@@ -15,6 +15,7 @@ DELIVERIES: Final = "deliveries"
 RECEIPTS: Final = "receipts"
 COMMANDS: Final = "commands"
 COVERAGE: Final = "coverage"
+ADVISORIES: Final = "advisories"
 
 OBS_TOPIC_BY_KIND: Final[dict[str, str]] = {
     "rain": OBS_RAIN,
@@ -35,4 +36,5 @@ ALL_TOPICS: Final = (
     RECEIPTS,
     COMMANDS,
     COVERAGE,
+    ADVISORIES,
 )

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from schemas.warning import WarningMessage
+from services.common.bus.base import Emit
 from services.common.bus.kafka import KafkaBus
 from services.common.clock import VirtualClock
 from services.common.geo.cli import registry_app
@@ -30,6 +31,7 @@ from services.console.testing import DEFAULT_PASSWORD, DEFAULT_USERS
 from services.dispatch.log_channel import format_warning
 from services.embedded import DispatchSummary, EmbeddedSession, console_attachment, dispatch_attachment
 from services.ingest.feeds.registry_lookup import registry_lookup
+from services.ingest.simulate.advisories import storm_advisories
 from services.ingest.simulate.cli import scenario_app
 from services.ingest.simulate.rainband import RainbandScenario, gauges_by_township
 from services.ingest.simulate.scenario import Scenario, ScenarioError, find_scenario, load_scenario
@@ -327,6 +329,9 @@ def ingest(
         await bus.start()
         try:
             await bus.ensure_topics(topics.ALL_TOPICS, partitions)
+            await bus.publish_many(
+                [Emit(topics.ADVISORIES, a.storm_id, a.model_dump_json().encode()) for a in storm_advisories(sc)]
+            )
             counts = IngestCounts()
             clock = VirtualClock(sc.start, _speed(speed))
             ticks = world_batches(sc, registry, GroundTruth())

@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schemas import topics
 from schemas.observations import ObservationBase
 from schemas.warning import WarningMessage
-from services.common.bus.base import Bus
+from services.common.bus.base import Bus, Emit
 from services.common.bus.memory import MemoryBus
 from services.common.bus.processor import DictState, Processor, run_on_bus
 from services.common.clock import VirtualClock
@@ -52,6 +52,7 @@ from services.common.geo.registry import GeoRegistry
 from services.common.metrics import Metrics
 from services.ingest.feeds.registry_lookup import registry_lookup
 from services.ingest.gate import IngestGate
+from services.ingest.simulate.advisories import storm_advisories
 from services.ingest.simulate.scenario import Scenario
 from services.ingest.simulate.truth import GroundTruth
 from services.ingest.simulate.world import iter_world
@@ -140,11 +141,7 @@ def load_rule_set(path: Path) -> RuleSet:
 def scenario_processors(registry: GeoRegistry, metrics: Metrics, rule_set: RuleSet | None = None) -> list[Processor]:
     """The rules service's processors configured from the registry and a rule set."""
     rules = rule_set or RuleSet()
-    gauges: dict[str, set[str]] = {}
-    for station in registry.stations_of("rain"):
-        gauges.setdefault(station.township_code, set()).add(station.station_id)
-    frozen = {town: frozenset(ids) for town, ids in gauges.items()}
-    processors = rules_processors(metrics, rules.allowed_lateness_s, frozen)
+    processors = rules_processors(metrics, rules.allowed_lateness_s, registry=registry)
     for proc in processors:
         if isinstance(proc, LifecycleProcessor):
             proc.policy = rules.policy()
@@ -309,6 +306,11 @@ class ScenarioRun:
             self._tasks.append(asyncio.create_task(self._collect(lane), name=f"{lane.name}:warnings"))
         for attach in self.attachments:
             self._tasks.append(asyncio.create_task(_as_coro(attach(self.bus, self.clock, self.stop))))
+        advisories = [
+            Emit(topics.ADVISORIES, a.storm_id, a.model_dump_json().encode()) for a in storm_advisories(self.scenario)
+        ]
+        for lane in self.lanes:  # a forecast office's track forecasts: each judged by its issue time
+            await lane.bus.publish_many(advisories)
         started = time.perf_counter()
         total = ticks_in(self.scenario)
         gate = IngestGate(registry_lookup(self.registry), self.clock.now)

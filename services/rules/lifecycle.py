@@ -16,7 +16,9 @@ differently on each run. To give the same warnings whatever the interleaving:
    ``max - allowed_lateness``.
 3. When the watermark advances, the lifecycle decides at each distinct report time
    ``τ`` in ``(decided_until, watermark]`` in order, using each source's level at ``τ``;
-   the township level is the highest.
+   the township level is the highest (for ``geohazard``, the monitoring-point roll-up:
+   the highest point level, raised when several points are at orange or above; see
+   ``detectors.geohazard.township_geohazard_rollup`` and ``LifecyclePolicy.geohazard_rollup``).
 4. A record at or before ``decided_until`` is a repeat or late: it is folded into the
    history (for later decisions) and the messages decided since its time are re-emitted
    from the outbox (same ids), so a crash between a state write and a publish loses
@@ -45,12 +47,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from schemas.assessment import Evidence, HazardAssessment
 from schemas.command import OperatorCommand
 from schemas.common import LEVEL_RANK, RANK_LEVEL, Hazard, Level
 from schemas.warning import MessageRef, MsgType, WarningMessage
+from services.rules.detectors.geohazard import DEFAULT_ROLLUP, RollupPolicy, township_geohazard_rollup
 
 HAZARD_ZH: dict[str, str] = {
     "rainstorm": "暴雨",
@@ -63,6 +66,7 @@ HAZARD_ZH: dict[str, str] = {
     "typhoon": "台风",
 }
 LEVEL_ZH: dict[str, str] = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+_EVIDENCE: TypeAdapter[tuple[Evidence, ...]] = TypeAdapter(tuple[Evidence, ...])
 
 
 class HoldRule(BaseModel):
@@ -98,6 +102,13 @@ class LifecyclePolicy(BaseModel):
     all_clear_quiet_s: int = Field(default=3 * 3600, ge=0)
     outbox_keep_s: int = Field(default=3600, ge=0, description="re-emit window after a repeat")
     holds: tuple[HoldRule, ...] = DEFAULT_HOLDS
+    geohazard_rollup: RollupPolicy | None = Field(
+        default=DEFAULT_ROLLUP,
+        description="how a township's geo-hazard points combine; None: the highest point level only",
+    )
+
+    def rollup_for(self, hazard: str) -> RollupPolicy | None:
+        return self.geohazard_rollup if hazard == "geohazard" else None
 
     def hold_for(self, hazard: str, level: str, origin: str) -> HoldRule | None:
         return next((h for h in self.holds if h.matches(hazard, level, origin)), None)
@@ -128,36 +139,50 @@ def fold(
 ) -> tuple[list[WarningMessage], bool]:
     """Apply one assessment; return the messages to publish and whether it was late."""
     t = int(assessment.assessed_at.timestamp())
-    history: list[list[Any]] = state["sources"].setdefault(assessment.source_id, [])
-    entry = [t, assessment.level, [e.model_dump(mode="json") for e in assessment.evidence]]
-    _insert(history, entry)
+    sources: dict[str, list[list[Any]]] = state["sources"]
+    history = sources.get(assessment.source_id)
+    if history is None:
+        history = sources[assessment.source_id] = []
+    # A source at level none never gives the township its evidence (``_township_level``
+    # takes the evidence of a source *above* the best so far), so none keeps none.
+    level = assessment.level
+    found = assessment.evidence
+    evidence_json = _EVIDENCE.dump_python(found, mode="json") if found and level != "none" else []
+    entry = [t, level, evidence_json, assessment.rule_id]
+    if not history or history[-1][0] < t:
+        history.append(entry)  # the usual case: the source's newest report
+    else:
+        _insert(history, entry)
     decided_until: int | None = state["decided_until"]
 
     if decided_until is not None and t <= decided_until:
         replay = [m for m in state["outbox"] if m["t"] >= t]
         return [WarningMessage.model_validate(m["msg"]) for m in replay], True
 
-    latest = {source: h[-1][0] for source, h in state["sources"].items() if h}
-    newest = max(latest.values())
-    if expected_sources - latest.keys():
+    latest = [h[-1][0] for h in sources.values() if h]  # (a history is never emptied: see _prune)
+    newest, oldest = max(latest), min(latest)
+    if expected_sources and not expected_sources.issubset(sources):
         watermark = newest - policy.allowed_lateness_s
     else:
-        watermark = max(min(latest.values()), newest - policy.allowed_lateness_s)
+        watermark = max(oldest, newest - policy.allowed_lateness_s)
     if decided_until is not None and watermark <= decided_until:
         return [], False
     times = sorted(
         {
             h_t
-            for h in state["sources"].values()
-            for h_t, _, _ in h
+            for h in sources.values()
+            for h_t, *_ in h
             if (decided_until is None or h_t > decided_until) and h_t <= watermark
         }
     )
     emitted: list[WarningMessage] = []
+    rollup = policy.rollup_for(assessment.hazard)
+    ordered = sorted(sources)
     for tau in times:
-        emitted.extend(_expire_holds(state, tau))
-        level_rank, evidence = _township_level(state["sources"], tau)
-        msg = decide(state, tau, level_rank, evidence, assessment, policy)
+        if state["held"]:
+            emitted.extend(_expire_holds(state, tau))
+        level_rank, evidence, rule_id = _township_level(sources, tau, rollup, ordered)
+        msg = decide(state, tau, level_rank, evidence, assessment, policy, rule_id)
         if msg is not None:
             emitted.append(_publish(state, msg, tau, policy))
     state["decided_until"] = watermark
@@ -176,29 +201,73 @@ def _insert(history: list[list[Any]], entry: list[Any]) -> None:
     history.append(entry)
 
 
-def _township_level(sources: dict[str, list[list[Any]]], tau: int) -> tuple[int, list[dict[str, Any]]]:
-    best_rank, best_evidence = 0, []
-    for source_id in sorted(sources):
-        at_tau = [h for h in sources[source_id] if h[0] <= tau]
-        if not at_tau:
+def _at(history: list[list[Any]], tau: int) -> list[Any] | None:
+    """The source's last entry at or before ``tau`` (histories are sorted by time)."""
+    for entry in reversed(history):
+        if entry[0] <= tau:
+            found: list[Any] = entry
+            return found
+    return None
+
+
+def _township_level(
+    sources: dict[str, list[list[Any]]],
+    tau: int,
+    rollup: RollupPolicy | None = None,
+    ordered: list[str] | None = None,
+) -> tuple[int, list[dict[str, Any]], str | None]:
+    """The township's level at ``tau`` (the highest source level, or the roll-up), its
+    evidence and the rule that found it (``None`` for entries stored before rules were kept).
+
+    Sources are visited in id order (``ordered``: ``sorted(sources)``); a tie keeps the first,
+    so which source's rule and evidence a warning carries never depends on arrival order.
+    """
+    best_rank, best_evidence, best_rule = 0, [], None
+    levels: list[str] = []
+    for source_id in ordered if ordered is not None else sorted(sources):
+        entry = _at(sources[source_id], tau)
+        if entry is None:
             continue
-        _, level, evidence = at_tau[-1]
+        level, evidence = entry[1], entry[2]
         rank = LEVEL_RANK[level]
+        if rollup is not None:
+            levels.append(level)
         if rank > best_rank:
             best_rank, best_evidence = rank, evidence
-    return best_rank, best_evidence
+            best_rule = entry[3] if len(entry) > 3 else None
+    if rollup is None:
+        return best_rank, best_evidence, best_rule
+    rolled = LEVEL_RANK[township_geohazard_rollup(levels, rollup)]
+    if rolled <= best_rank:
+        return best_rank, best_evidence, best_rule
+    # escalated: several points at once; the evidence is every one of them, plus the count
+    floor = LEVEL_RANK[rollup.escalate_from]
+    escalating = [
+        (source_id, entry[2])
+        for source_id in sorted(sources)
+        if (entry := _at(sources[source_id], tau)) is not None and LEVEL_RANK[entry[1]] >= floor
+    ]
+    count = {
+        "station_id": escalating[0][0],
+        "metric": f"points_at_or_above_{rollup.escalate_from}",
+        "value": float(len(escalating)),
+        "threshold": float(rollup.escalate_min_points),
+        "window_s": None,
+        "basis": "observed",
+    }
+    return rolled, [count, *(e for _, evidence in escalating for e in evidence)], best_rule
 
 
 def _prune(state: dict[str, Any], watermark: int, policy: LifecyclePolicy) -> None:
     for history in state["sources"].values():
         # keep the last entry at or before the watermark (the level "now") and later ones
-        keep_from = 0
-        for i, h in enumerate(history):
-            if h[0] <= watermark:
-                keep_from = i
-        del history[:keep_from]
-    horizon = watermark - max(policy.outbox_keep_s, policy.allowed_lateness_s)
-    state["outbox"] = [m for m in state["outbox"] if m["t"] >= horizon]
+        for keep_from in range(len(history) - 1, 0, -1):
+            if history[keep_from][0] <= watermark:
+                del history[:keep_from]
+                break
+    if state["outbox"]:
+        horizon = watermark - max(policy.outbox_keep_s, policy.allowed_lateness_s)
+        state["outbox"] = [m for m in state["outbox"] if m["t"] >= horizon]
 
 
 def _publish(state: dict[str, Any], msg: WarningMessage, tau: int, policy: LifecyclePolicy) -> WarningMessage:
@@ -236,8 +305,12 @@ def decide(
     evidence: list[dict[str, Any]],
     basis: HazardAssessment,
     policy: LifecyclePolicy,
+    rule_id: str | None = None,
 ) -> WarningMessage | None:
-    """One decision at event time ``tau`` for the rules warning; mutates ``state``."""
+    """One decision at event time ``tau`` for the rules warning; mutates ``state``.
+
+    ``rule_id``: the rule of the source that sets the township level (default: the basis's).
+    """
     if level_rank <= state["suppress_rank"]:
         if level_rank == 0:
             state["suppress_rank"] = 0
@@ -249,7 +322,8 @@ def decide(
         if level_rank == 0:
             return None
         warning_id = f"{basis.hazard}-{basis.township_code}-{_iso(tau):%Y%m%dT%H%M%SZ}"
-        warning = _new_warning(warning_id, basis.hazard, (basis.township_code,), basis.rule_id, "rules", None)
+        rule = rule_id or basis.rule_id
+        warning = _new_warning(warning_id, basis.hazard, (basis.township_code,), rule, "rules", None)
         warning["last_active"] = tau
         state["warning"] = warning
         return _message(warning, "Alert", tau, level_rank, evidence, policy)

@@ -3,6 +3,8 @@
 ``RainstormProcessor``  obs.rain (key station)            -> hazard.assessments (key hazard:township)
 ``LifecycleProcessor``  hazard.assessments (hazard:town)  -> warnings (key hazard:township)
 
+and, with a registry, the radar / geo-hazard / water-level processors of ``hazard_processors``.
+
 Writing assessments keyed ``hazard:township`` is the repartition step: the lifecycle's
 state for a township lives in exactly one partition whichever gauges report for it.
 Both reject malformed input to ``obs.rejected`` and carry on.
@@ -11,43 +13,47 @@ Both reject malformed input to ``obs.rejected`` and carry on.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ValidationError
 
 from schemas import topics as tn
 from schemas.assessment import HazardAssessment
 from schemas.command import OperatorCommand
+from schemas.common import LEVEL_RANK
 from schemas.observations import RainObservation
 from schemas.warning import WarningMessage
 from services.common.bus.base import Emit, Record
 from services.common.bus.processor import Processor, StateStore
 from services.common.metrics import Metrics
-from services.common.rejects import describe_validation_error, rejection
-from services.rules.detectors.health import RAIN_HEALTH, assess_health, downgrade, health_value, new_health_state
-from services.rules.detectors.rainstorm import DEFAULT_RAINSTORM_RULES, RainstormRule, assess_rainstorm
-from services.rules.detectors.short_heavy_rain import ShortHeavyRainConfig, assess_short_heavy_rain
+from services.common.rejects import rejection
+from services.rules.detectors.health import FAULTY, RAIN_HEALTH, SUPPRESSED_PREFIX, judge, new_health_state
+from services.rules.detectors.rainstorm import DEFAULT_RAINSTORM_RULES, RainstormRule, rainstorm_level
+from services.rules.detectors.rainstorm import RULE_ID as RAINSTORM_RULE_ID
+from services.rules.detectors.short_heavy_rain import RULE_ID as SHR_RULE_ID
+from services.rules.detectors.short_heavy_rain import ShortHeavyRainConfig, short_heavy_rain_level
 from services.rules.detectors.short_heavy_rain import new_gauge_state as new_shr_state
-from services.rules.detectors.wind import assess_gale, new_wind_state
+from services.rules.detectors.wind import BEAUFORT, GALE_RULE_ID, gale_level, new_wind_state
+from services.rules.encode import EvidenceDict, assessment_json, evidence, time_json
+from services.rules.hazard_processors import GeoHazardProcessor, RadarProcessor, WaterLevelProcessor
 from services.rules.lifecycle import CommandRefusedError, LifecyclePolicy, apply_command, fold, new_state
+from services.rules.registry_config import (
+    expected_sources,
+    geohazard_points,
+    radars_covering,
+    stations_by_township,
+    township_points,
+    water_gauges,
+)
+from services.rules.rejects import reject
 from services.rules.windows import new_series
 
+if TYPE_CHECKING:
+    from services.common.geo.registry import GeoRegistry
 
-def _reject(record: Record, exc: ValidationError | ValueError, detail_prefix: str = "") -> Emit:
-    if isinstance(exc, ValidationError):
-        reason, detail, field = describe_validation_error(exc)
-    else:
-        reason, detail, field = "schema", str(exc), None
-    rejected = rejection(
-        source=f"{record.topic}[{record.partition}]@{record.offset}",
-        reason=reason,
-        detail=detail_prefix + detail,
-        field=field,
-        raw=record.value,
-        received_at=datetime.fromtimestamp(record.timestamp_ms / 1000, UTC),
-    )
-    return Emit(tn.OBS_REJECTED, record.key or record.topic, rejected.model_dump_json().encode())
+_reject = reject
+_RAIN = RainObservation.__pydantic_validator__
+_ASSESSMENT = HazardAssessment.__pydantic_validator__
 
 
 class RainstormProcessor(Processor):
@@ -75,6 +81,7 @@ class RainstormProcessor(Processor):
         self.shr_config = ShortHeavyRainConfig(allowed_lateness_s=allowed_lateness_s)
         # labelled children resolved once: .labels() costs more than the rule on the hot path
         self._processed = self.metrics.records_processed.labels(self.name)
+        self._late = self.metrics.late_records.labels(self.name)
         self._assessed = {
             (hazard, level): self.metrics.assessments.labels(hazard, level)
             for hazard in ("rainstorm", "short_heavy_rain", "gale")
@@ -82,38 +89,96 @@ class RainstormProcessor(Processor):
         }
 
     def process(self, record: Record, state: StateStore) -> list[Emit]:
+        # The detectors' cores and the assessment bytes directly: the same results as
+        # ``assess_rainstorm`` / ``assess_short_heavy_rain`` / ``assess_gale`` passed
+        # through ``assess_health`` + ``downgrade`` and ``model_dump_json`` (checked in
+        # tests/unit/rules_processors), at a fraction of the cost of the models.
         self._processed.inc()
-        try:
-            obs = RainObservation.model_validate_json(record.value)
+        try:  # RainObservation.model_validate_json, without the wrapper
+            obs: RainObservation = _RAIN.validate_json(record.value)
         except ValidationError as exc:
             self.metrics.observations_rejected.labels("schema").inc()
             return [_reject(record, exc)]
-        if obs.township_code is None:
+        town = obs.township_code
+        if town is None:
             self.metrics.observations_rejected.labels("unknown_station").inc()
             return [_reject(record, ValueError("township_code: observation was not enriched by ingest"))]
-        station: dict[str, Any] = state.get(obs.station_id) or {
+        sid = obs.station_id
+        station: dict[str, Any] = state.get(sid) or {
             "rainstorm": new_series(),
             "shr": new_shr_state(),
             "wind": new_wind_state(),
             "health": new_health_state(),
         }
-        health = assess_health(obs.station_id, obs.observed_at, health_value(obs), station["health"], RAIN_HEALTH)
-        found: list[HazardAssessment | None] = [
-            assess_rainstorm(obs, station["rainstorm"], obs.township_code, self.rules, self.allowed_lateness_s),
-            assess_short_heavy_rain(obs, station["shr"], obs.township_code, self.shr_config),
-        ]
-        if obs.wind_mean_ms is not None:
-            found.append(assess_gale(obs, station["wind"], obs.township_code))
-        state[obs.station_id] = station
+        end = int(obs.observed_at.timestamp())
+        rain_mm = obs.rain_mm
+        verdict = judge(end, rain_mm * 3600.0 / obs.interval_s, station["health"], RAIN_HEALTH)
+        status = "ok" if verdict is None else verdict.status
+        when = time_json(obs.observed_at)
         emits: list[Emit] = []
-        for raw in found:
-            if raw is None:
-                self.metrics.late_records.labels(self.name).inc()
-                continue
-            assessment = raw if health is None else downgrade(raw, health)
-            self._assessed[(assessment.hazard, assessment.level)].inc()
-            emits.append(Emit(tn.ASSESSMENTS, assessment.key, assessment.model_dump_json().encode()))
+
+        rule, total = rainstorm_level(station["rainstorm"], end, rain_mm, self.rules, self.allowed_lateness_s)
+        if rule is None:
+            emits.append(self._emit("rainstorm", town, sid, when, "none", RAINSTORM_RULE_ID, None, status))
+        else:
+            found = [evidence(sid, f"rain_{rule.window_s // 3600}h_mm", total, rule.threshold_mm, rule.window_s)]
+            emits.append(self._emit("rainstorm", town, sid, when, rule.level, RAINSTORM_RULE_ID, found, status))
+
+        shr = short_heavy_rain_level(station["shr"], end, rain_mm, obs.interval_s, self.shr_config)
+        if shr is None:
+            self._late.inc()
+        elif shr.level == "none":
+            emits.append(self._emit("short_heavy_rain", town, sid, when, "none", SHR_RULE_ID, None, status))
+        else:
+            found = [
+                evidence(sid, "rain_1h_mm", shr.rain_1h_mm, shr.threshold, self.shr_config.window_s),
+                evidence(sid, "window_coverage", round(shr.coverage, 3)),
+            ]
+            emits.append(self._emit("short_heavy_rain", town, sid, when, shr.level, SHR_RULE_ID, found, status))
+
+        if obs.wind_mean_ms is not None:
+            gale = gale_level(station["wind"], end, obs.wind_mean_ms, obs.wind_gust_ms)
+            if gale is None:
+                self._late.inc()
+            else:
+                level, mean, gust = gale
+                winds: list[EvidenceDict] | None = None
+                if level != "none":
+                    force = BEAUFORT.force
+                    winds = [
+                        evidence(sid, "wind_mean_ms", mean),
+                        evidence(sid, "wind_mean_force", float(force(mean))),
+                        evidence(sid, "wind_gust_ms", gust),
+                        evidence(sid, "wind_gust_force", float(force(gust))),
+                    ]
+                emits.append(self._emit("gale", town, sid, when, level, GALE_RULE_ID, winds, status))
+        state[sid] = station
         return emits
+
+    def _emit(
+        self,
+        hazard: str,
+        town: str,
+        sid: str,
+        when: str,
+        level: str,
+        rule_id: str,
+        found: list[EvidenceDict] | None,
+        health: str,
+    ) -> Emit:
+        """One assessment after the station's health (``detectors.health.downgrade``)."""
+        certainty = "Observed"
+        if health in FAULTY:
+            found = [*(found or ()), evidence(sid, f"{SUPPRESSED_PREFIX}{health}", float(LEVEL_RANK[level]))]
+            level, certainty = "none", "Unlikely"
+        elif health == "stale":
+            certainty = "Possible"
+        self._assessed[(hazard, level)].inc()
+        return Emit(
+            tn.ASSESSMENTS,
+            f"{hazard}:{town}",
+            assessment_json(hazard, town, sid, when, level, rule_id, found, certainty),
+        )
 
 
 class LifecycleProcessor(Processor):
@@ -138,8 +203,8 @@ class LifecycleProcessor(Processor):
         self._processed.inc()
         if record.topic == tn.COMMANDS:
             return self._command(record, state)
-        try:
-            assessment = HazardAssessment.model_validate_json(record.value)
+        try:  # HazardAssessment.model_validate_json, without the wrapper
+            assessment: HazardAssessment = _ASSESSMENT.validate_json(record.value)
         except ValidationError as exc:
             self.metrics.observations_rejected.labels("schema").inc()
             return [_reject(record, exc)]
@@ -189,18 +254,31 @@ def rules_processors(
     metrics: Metrics | None = None,
     allowed_lateness_s: int = 600,
     rain_gauges_by_township: Mapping[str, frozenset[str]] | None = None,
+    registry: GeoRegistry | None = None,
 ) -> list[Processor]:
-    """The rules service's processors; ``rain_gauges_by_township`` comes from the registry."""
+    """The rules service's processors.
+
+    Without ``registry``: rain (rainstorm, SHR, gale) and the lifecycle, which waits for
+    ``rain_gauges_by_township`` on the rain keys. With it, also the radar nowcast, the
+    geo-hazard points and the water gauges, each configured from its registry record, and
+    the lifecycle's expected sources for every hazard from the same registry
+    (``registry_config.expected_sources``); the rain gauges default to the registry's.
+    """
     shared = metrics or Metrics()
-    gauges = rain_gauges_by_township or {}
-
-    def expected(key: str) -> frozenset[str]:
-        # every gauge reports rain, so both rain hazards may wait for all of a township's
-        # gauges; gale comes only from stations reporting wind (learned as they report)
-        hazard, _, township = key.partition(":")
-        return gauges.get(township, frozenset()) if hazard in ("rainstorm", "short_heavy_rain") else frozenset()
-
-    return [
-        RainstormProcessor(allowed_lateness_s=allowed_lateness_s, metrics=shared),
-        LifecycleProcessor(LifecyclePolicy(allowed_lateness_s=allowed_lateness_s), shared, expected),
-    ]
+    processors: list[Processor] = [RainstormProcessor(allowed_lateness_s=allowed_lateness_s, metrics=shared)]
+    if registry is None:
+        expected = expected_sources(rain_gauges_by_township or {})
+    else:
+        rain = rain_gauges_by_township
+        if rain is None:
+            rain = stations_by_township(registry.stations_of("rain"))
+        points = registry.stations_of("geohazard")
+        gauges = water_gauges((*registry.stations_of("water_level"), *registry.stations_of("tide")))
+        expected = expected_sources(rain, radars_covering(registry), stations_by_township(points), gauges)
+        processors += [
+            RadarProcessor(township_points(registry), metrics=shared),
+            GeoHazardProcessor(geohazard_points(points), metrics=shared),
+            WaterLevelProcessor(gauges, metrics=shared),
+        ]
+    processors.append(LifecycleProcessor(LifecyclePolicy(allowed_lateness_s=allowed_lateness_s), shared, expected))
+    return processors

@@ -59,3 +59,12 @@ def window_sums(series: Series, end_epoch_s: int, windows_s: Iterable[int]) -> d
     amounts: list[float] = series["mm"]
     hi = bisect_right(times, end_epoch_s)
     return {window: round(sum(amounts[bisect_right(times, end_epoch_s - window) : hi]), 3) for window in windows_s}
+
+
+def window_sum(series: Series, end_epoch_s: int, window_s: int, hi: int | None = None) -> float:
+    """One entry of ``window_sums`` (``hi``: ``bisect_right(times, end)`` if already known)."""
+    times: list[int] = series["t"]
+    if hi is None:
+        hi = bisect_right(times, end_epoch_s)
+    amounts: list[float] = series["mm"]
+    return round(sum(amounts[bisect_right(times, end_epoch_s - window_s) : hi]), 3)

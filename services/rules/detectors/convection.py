@@ -69,7 +69,7 @@ from scipy import ndimage  # type: ignore[import-untyped]  # scipy ships no type
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]  # as above
 
 from schemas.assessment import Evidence, HazardAssessment
-from schemas.common import LevelOrNone
+from schemas.common import Hazard, LevelOrNone
 from schemas.observations import RadarScan
 from services.rules.detectors.common import (
     KM_PER_DEG_LAT,
@@ -283,17 +283,20 @@ def identify_cells(
     n_rows = grid.shape[0]
     row_lat = origin_lat + (np.arange(n_rows) + 0.5) * cell_deg
     row_area_km2 = (cell_deg * KM_PER_DEG_LAT) * (cell_deg * KM_PER_DEG_LON_EQUATOR * np.cos(np.radians(row_lat)))
-    flat = labels.ravel()
-    rows_idx, cols_idx = np.indices(grid.shape)
-    pixel_area = np.broadcast_to(row_area_km2[:, None], grid.shape).ravel()
+    # per-label sums over the echo pixels only, in raster order (as a whole-grid bincount adds them)
+    rows_idx, cols_idx = np.nonzero(mask)
+    flat = labels[rows_idx, cols_idx]
+    values = grid[rows_idx, cols_idx]
+    pixel_area = row_area_km2[rows_idx]
     counts = np.bincount(flat, minlength=count + 1)
     area = np.bincount(flat, weights=pixel_area, minlength=count + 1)
-    row_sum = np.bincount(flat, weights=rows_idx.ravel(), minlength=count + 1)
-    col_sum = np.bincount(flat, weights=cols_idx.ravel(), minlength=count + 1)
-    with np.errstate(invalid="ignore"):
-        core = (grid >= config.core_threshold_dbz).ravel()
+    row_sum = np.bincount(flat, weights=rows_idx, minlength=count + 1)
+    col_sum = np.bincount(flat, weights=cols_idx, minlength=count + 1)
+    core = values >= config.core_threshold_dbz
     core_area = np.bincount(flat, weights=pixel_area * core, minlength=count + 1)
-    peak = np.asarray(ndimage.maximum(np.nan_to_num(grid, nan=-99.0), labels, np.arange(1, count + 1)))
+    label_max = np.full(count + 1, -np.inf)
+    np.maximum.at(label_max, flat, values)
+    peak = label_max[1:]
     boxes = ndimage.find_objects(labels)
     keep = [label for label in range(1, count + 1) if area[label] >= config.min_area_km2]
     if len(keep) > config.max_cells:
@@ -595,55 +598,86 @@ def assess_convection(
     )
     by_id = {t.track_id: t for t in tracks}
     rolling = _rolling_rain_mm(forecast.rain_rate_mm_h, step_s) if forecast.offsets_s.size > 1 else None
+    # Per township: the highest forecast dBZ and 60-min rain in one pass each; most
+    # townships are below every level and get the bare ``none`` assessment.
+    peak_dbz = np.where(np.isfinite(forecast.dbz), forecast.dbz, -np.inf).max(axis=1, initial=-np.inf)
+    peak_rain = rolling.max(axis=1, initial=-np.inf) if rolling is not None else np.zeros(len(codes))
+    lowest_dbz = min(threshold for _, threshold in config.levels.highest_first())
+    lowest_rain = min((mm for _, mm in config.shr.thresholds.highest_first()), default=math.inf)
+    convective = (peak_dbz >= lowest_dbz).tolist()
+    rainy = (peak_rain >= lowest_rain).tolist()
+    dominant = forecast.dominant_track.tolist()
+    radar, at = scan.station_id, scan.observed_at
+    cell_evidence: dict[int, tuple[Evidence, ...]] = {}  # shared by the townships of one cell
     out: list[HazardAssessment] = []
     for k, code in enumerate(codes):
-        series = forecast.dbz[k]
-        track = by_id.get(int(forecast.dominant_track[k]))
-        out.append(_convection_assessment(scan, code, series, forecast.offsets_s, track, rolling, k, config))
-        out.append(_shr_assessment(scan, code, rolling, k, step_s, config))
+        rain = float(peak_rain[k]) if rolling is not None else 0.0
+        track = by_id.get(dominant[k]) if convective[k] else None
+        if track is None:
+            out.append(_none("convection", code, radar, at, RULE_ID))
+        else:
+            if track.track_id not in cell_evidence:
+                cell_evidence[track.track_id] = _cell_evidence(radar, track)
+            evidence = cell_evidence[track.track_id]
+            max_dbz = float(peak_dbz[k])
+            out.append(
+                _convection_assessment(scan, code, max_dbz, forecast.dbz[k], forecast.offsets_s, evidence, rain, config)
+            )
+        if rainy[k]:
+            out.append(_shr_assessment(scan, code, rain, rolling, k, step_s, config))
+        else:
+            out.append(_none("short_heavy_rain", code, radar, at, SHR_RULE_ID))
     return out
+
+
+def _none(hazard: Hazard, code: str, radar: str, at: datetime, rule_id: str) -> HazardAssessment:
+    """A covered township below every level (certainty ``Likely``: it is a forecast)."""
+    return HazardAssessment(
+        hazard=hazard,
+        township_code=code,
+        source_id=radar,
+        assessed_at=at,
+        level="none",
+        rule_id=rule_id,
+        certainty="Likely",
+    )
+
+
+def _cell_evidence(radar: str, track: Track) -> tuple[Evidence, ...]:
+    return (
+        Evidence(station_id=radar, metric="cell_id", value=float(track.track_id)),
+        Evidence(station_id=radar, metric="cell_speed_kmh", value=round(track.speed_kmh, 1)),
+        Evidence(station_id=radar, metric="cell_heading_deg", value=round(track.heading_deg, 1)),
+    )
 
 
 def _convection_assessment(
     scan: RadarScan,
     code: str,
+    max_dbz: float,
     series: FloatArray,
     offsets: npt.NDArray[np.int64],
-    track: Track | None,
-    rolling: FloatArray | None,
-    k: int,
+    cell_evidence: tuple[Evidence, ...],
+    rain: float,
     config: ConvectionConfig,
 ) -> HazardAssessment:
+    """``max_dbz`` (the highest finite value of ``series``) reaches a level; the dominant cell is known."""
     radar = scan.station_id
-    finite = np.isfinite(series)
-    max_dbz = float(series[finite].max()) if finite.any() else float("nan")
-    level, threshold = config.levels.level_for(max_dbz) if finite.any() else ("none", None)
-    if level == "none" or threshold is None or track is None:
-        return HazardAssessment(
-            hazard="convection",
-            township_code=code,
-            source_id=radar,
-            assessed_at=scan.observed_at,
-            level="none",
-            rule_id=RULE_ID,
-            certainty="Likely",
-        )
-    first = int(np.argmax(np.nan_to_num(series, nan=-np.inf) >= threshold))
+    level, threshold = config.levels.level_for(max_dbz)
+    if level == "none" or threshold is None:
+        return _none("convection", code, radar, scan.observed_at, RULE_ID)
+    first = int(np.argmax(series >= threshold))  # NaN (no echo) compares False
     onset: datetime = from_epoch_s(epoch_s(scan.observed_at) + int(offsets[first]))
-    horizon = config.nowcast.horizon_s
-    rain = float(rolling[k].max()) if rolling is not None else 0.0
     evidence = (
         Evidence(
             station_id=radar,
             metric="forecast_max_dbz",
             value=round(max_dbz, 1),
             threshold=threshold,
-            window_s=horizon,
+            window_s=config.nowcast.horizon_s,
             basis="forecast",
         ),
-        Evidence(station_id=radar, metric="cell_id", value=float(track.track_id)),
-        Evidence(station_id=radar, metric="cell_speed_kmh", value=round(track.speed_kmh, 1)),
-        Evidence(station_id=radar, metric="cell_heading_deg", value=round(track.heading_deg, 1)),
+        *cell_evidence,
         Evidence(station_id=radar, metric="forecast_rain_1h_mm", value=round(rain, 1), window_s=3600, basis="forecast"),
     )
     return HazardAssessment(
@@ -660,9 +694,9 @@ def _convection_assessment(
 
 
 def _shr_assessment(
-    scan: RadarScan, code: str, rolling: FloatArray | None, k: int, step_s: int, config: ConvectionConfig
+    scan: RadarScan, code: str, rain: float, rolling: FloatArray | None, k: int, step_s: int, config: ConvectionConfig
 ) -> HazardAssessment:
-    rain = float(rolling[k].max()) if rolling is not None else 0.0
+    """``rain`` is the township's highest rolling 60-min forecast rain (``rolling[k].max()``)."""
     _, threshold = config.shr.thresholds.level_for(rain)
     onset: datetime | None = None
     if rolling is not None and threshold is not None:

@@ -4,7 +4,7 @@ Two independent lines of evidence per point, each compared with the point's *own
 thresholds ("一坡一阈值", domain standards §2.3 [S]); every number below is a placeholder
 default [A] to be set per point.
 
-Rain: effective antecedent rainfall (§2.3, Crozier/Glade form [K])::
+Rain: window totals and effective antecedent rainfall (§2.3, Crozier/Glade form [K])::
 
     R_eff(t) = Σ_{i=0..n-1} K^i · R_i        R_i = rain in the 24 h block i days before t
 
@@ -14,6 +14,12 @@ Rain: effective antecedent rainfall (§2.3, Crozier/Glade form [K])::
   rain is binned by the hour it ends in, and block ``i`` is hours ``24i … 24i+23`` back
   from the hour of ``t``. ``R_0`` is then the last 24 h (the triggering window), not the
   calendar day, which would reset at midnight in the middle of a storm.
+
+- Window totals (optional, ``rain_windows``): the rain of the reports ending in
+  ``(t - window, t]`` against the point's own per-colour thresholds (the registry's
+  ``rain_1h_mm`` … ``rain_24h_mm``); a colour is reached when *any* window total or
+  ``R_eff`` reaches it (``schemas.registry.GeoHazardInfo``). Reports carry the rain since
+  the previous report, so a window total is exact to the reporting interval.
 
 Deformation (§2.4, improved tangent angle, Xu Qiang et al. 2009 [K]):
 
@@ -43,7 +49,7 @@ Steps per report:
    bins (no report there can change any more); old reports are evicted once folded and
    outside the velocity window, old bins once outside ``antecedent_days``. State is
    bounded by ``antecedent_days × 24`` bins plus one velocity window of reports.
-4. Evaluate at the report's own time: rain level from ``R_eff``, deformation level from
+4. Evaluate at the report's own time: rain level from ``R_eff`` and the window totals, deformation level from
    ``v`` and ``α`` (gated). Final level = the higher of the two. Why max and not "both":
    each table above stands alone in its source, and a slope already accelerating needs no
    rain to fail (nor does saturated ground need the slope to move first).
@@ -114,6 +120,13 @@ class LevelValues(FrozenConfig):
         return "none", None
 
 
+class RainWindow(FrozenConfig):
+    """Rain over a rolling window against per-level thresholds (§2.3: 1/3/6/24 h per point)."""
+
+    window_s: int = Field(gt=0, le=7 * DAY_S)
+    mm: LevelValues
+
+
 class GeoHazardPointThresholds(FrozenConfig):
     """One monitoring point's thresholds (§2.3 "one slope, one threshold"); defaults [A]."""
 
@@ -130,6 +143,12 @@ class GeoHazardPointThresholds(FrozenConfig):
     min_velocity_span_s: int = Field(default=6 * HOUR_S, ge=0, description="shorter coverage: no velocity")
     min_velocity_reports: int = Field(default=4, ge=2)
     allowed_lateness_s: int = Field(default=HOUR_S, ge=0)
+    rain_windows: tuple[RainWindow, ...] = Field(default=(), description="window totals; empty: R_eff only")
+
+    @property
+    def reports_kept_s(self) -> int:
+        """How far back (before the newest report less the lateness) reports are needed."""
+        return max((self.velocity_window_s, *(w.window_s for w in self.rain_windows)))
 
 
 DEFAULT_POINT_THRESHOLDS = GeoHazardPointThresholds()
@@ -184,7 +203,7 @@ def _fold(state: dict[str, Any], config: GeoHazardPointThresholds) -> None:
         state["folded_until"] = cut
         folded = cut
     evict_before(hourly, newest - config.allowed_lateness_s - config.antecedent_days * DAY_S)
-    oldest_needed = min(newest - config.allowed_lateness_s - config.velocity_window_s, folded - HOUR_S)
+    oldest_needed = min(newest - config.allowed_lateness_s - config.reports_kept_s, folded - HOUR_S)
     evict_before(reports, oldest_needed + 1)
 
 
@@ -221,6 +240,13 @@ def _velocity_at(state: dict[str, Any], at: int, config: GeoHazardPointThreshold
     return slope_mm_per_s * DAY_S
 
 
+def _window_rain_mm(state: dict[str, Any], at: int, window_s: int) -> float:
+    reports: Table = state["reports"]
+    rows = rows_between(reports, at - window_s, at)
+    amounts: list[float | None] = reports["rain_mm"][rows]
+    return round(sum(mm for mm in amounts if mm is not None), 2)
+
+
 def assess_geohazard(
     obs: GeoHazardObservation,
     state: dict[str, Any],
@@ -251,6 +277,20 @@ def assess_geohazard(
             window_s=thresholds.antecedent_days * DAY_S,
         )
     ]
+    for window in thresholds.rain_windows:
+        total = _window_rain_mm(state, at, window.window_s)
+        window_level, window_threshold = window.mm.level_for(total)
+        if window_level != "none":
+            rain_level = max_level((rain_level, window_level))
+            evidence.append(
+                Evidence(
+                    station_id=station,
+                    metric=f"rain_{window.window_s // HOUR_S}h_mm",
+                    value=total,
+                    threshold=window_threshold,
+                    window_s=window.window_s,
+                )
+            )
     deformation_level: LevelOrNone = "none"
     velocity = _velocity_at(state, at, thresholds)
     if velocity is not None:

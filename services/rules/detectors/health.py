@@ -50,9 +50,8 @@ Downgrade rule (``downgrade``), precisely:
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import Field
 
@@ -62,7 +61,6 @@ from schemas.observations import GeoHazardObservation, RainObservation, WaterLev
 from services.rules.detectors.common import (
     FrozenConfig,
     Table,
-    accepts,
     epoch_s,
     from_epoch_s,
     new_table,
@@ -141,55 +139,81 @@ def _kept(config: HealthConfig) -> int:
     return max(config.flatline_reports or 1, config.spike_median_reports) + 1
 
 
-def assess_health(
-    station_id: str, observed_at: datetime, value: float, state: Table, config: HealthConfig
-) -> SensorHealth | None:
-    """Fold one reading into ``state`` (``new_health_state()``) and judge the station."""
-    at = epoch_s(observed_at)
-    if not accepts(state, at, config.allowed_lateness_s):
+class Verdict(NamedTuple):
+    """``assess_health`` without the model: what the hot path needs, and the rest."""
+
+    status: HealthStatus
+    since: int | None
+    gap_before_s: int | None
+    detail: str
+
+
+def _median(values: list[float]) -> float:
+    """``statistics.median`` (same arithmetic, no type dispatch)."""
+    data = sorted(values)
+    n = len(data)
+    i = n // 2
+    if n % 2 == 1:
+        return data[i]
+    return (data[i - 1] + data[i]) / 2
+
+
+_OK = Verdict("ok", None, None, "")
+
+
+def judge(at: int, value: float, state: Table, config: HealthConfig, detail: bool = True) -> Verdict | None:
+    """Fold one reading (at epoch second ``at``) into ``state`` and judge the station.
+
+    ``None``: too late to judge (the state is unchanged unless the reading was upserted).
+    ``detail=False`` leaves ``Verdict.detail`` empty (the hot path needs the status only).
+    """
+    times: list[int] = state["t"]
+    values_all: list[float] = state["v"]
+    if times and at < times[-1] - config.allowed_lateness_s:
         return None
-    upsert_row(state, at, {"v": value})
-    surplus = len(state["t"]) - _kept(config)
+    if not times or at > times[-1]:
+        times.append(at)
+        values_all.append(value)
+    else:
+        upsert_row(state, at, {"v": value})
+    surplus = len(times) - _kept(config)
     if surplus > 0:
-        del state["t"][:surplus]
-        del state["v"][:surplus]
-    if at not in state["t"]:
+        del times[:surplus]
+        del values_all[:surplus]
+    if times[-1] == at:
+        index = len(times) - 1
+    elif at in times:
+        index = times.index(at)
+    else:
         return None  # older than every reading kept: too late to judge
-    index = state["t"].index(at)
-    is_newest = index == len(state["t"]) - 1
-    times: list[int] = state["t"][: index + 1]
-    values: list[float] = state["v"][: index + 1]
-    gap = times[-1] - times[-2] if len(times) > 1 else None
+    is_newest = index == len(times) - 1
+    values = values_all if is_newest else values_all[: index + 1]
+    gap = at - times[index - 1] if index > 0 else None
     gap_before = gap if gap is not None and gap > config.stale_factor * config.expected_interval_s else None
 
-    def verdict(status: HealthStatus, since: int | None, detail: str) -> SensorHealth:
-        return SensorHealth(
-            station_id=station_id,
-            status=status,
-            checked_at=observed_at,
-            since=from_epoch_s(since) if since is not None else None,
-            detail=detail,
-            gap_before_s=gap_before,
-        )
-
-    previous = values[:-1][-config.spike_median_reports :]
-    if config.spike_ratio is not None and previous:
-        median = statistics.median(previous)
-        limit = config.spike_ratio * max(median, 0.0) + config.spike_floor
-        if value > limit:
+    # spike: value > ratio × max(median, 0) + floor, which needs value > floor first
+    ratio = config.spike_ratio
+    if ratio is not None and index > 0 and value > config.spike_floor:
+        median = _median(values[max(0, index - config.spike_median_reports) : index])
+        if value > ratio * max(median, 0.0) + config.spike_floor:
             if is_newest:
                 state["flat_since"] = None
-            return verdict("spike", at, f"value {value:g} > {config.spike_ratio:g} × median {median:g} + floor")
-    if config.max_step_change is not None and gap is not None and abs(value - values[-2]) > config.max_step_change:
+            text = f"value {value:g} > {ratio:g} × median {median:g} + floor" if detail else ""
+            return Verdict("spike", at, gap_before, text)
+    step = config.max_step_change
+    if step is not None and gap is not None and abs(value - values[index - 1]) > step:
         if is_newest:
             state["flat_since"] = None
-        return verdict("spike", at, f"jump {value - values[-2]:+g} exceeds {config.max_step_change:g}")
+        text = f"jump {value - values[index - 1]:+g} exceeds {step:g}" if detail else ""
+        return Verdict("spike", at, gap_before, text)
     n = config.flatline_reports
-    if n is not None and len(values) >= n and abs(value) >= config.flatline_min_abs_value and value != 0.0:
-        run = values[-n:]
-        if max(run) - min(run) <= config.flatline_tolerance:
-            start = len(values) - n
-            while start > 0 and abs(values[start - 1] - value) <= config.flatline_tolerance:
+    count = index + 1
+    if n is not None and count >= n and abs(value) >= config.flatline_min_abs_value and value != 0.0:
+        run = values[count - n : count]
+        tolerance = config.flatline_tolerance
+        if max(run) - min(run) <= tolerance:
+            start = count - n
+            while start > 0 and abs(values[start - 1] - value) <= tolerance:
                 start -= 1
             since = times[start]
             held_since: int | None = state["flat_since"]
@@ -197,10 +221,30 @@ def assess_health(
                 since = held_since  # the run began before the oldest reading held
             if is_newest:
                 state["flat_since"] = since
-            return verdict("flatline", since, f"identical readings of {value:g} since {since}")
+            text = f"identical readings of {value:g} since {since}" if detail else ""
+            return Verdict("flatline", since, gap_before, text)
     if is_newest:
         state["flat_since"] = None
-    return verdict("ok", None, "" if gap_before is None else f"reporting again after {gap_before} s")
+    if gap_before is None:
+        return _OK
+    return Verdict("ok", None, gap_before, f"reporting again after {gap_before} s" if detail else "")
+
+
+def assess_health(
+    station_id: str, observed_at: datetime, value: float, state: Table, config: HealthConfig
+) -> SensorHealth | None:
+    """Fold one reading into ``state`` (``new_health_state()``) and judge the station."""
+    verdict = judge(epoch_s(observed_at), value, state, config)
+    if verdict is None:
+        return None
+    return SensorHealth(
+        station_id=station_id,
+        status=verdict.status,
+        checked_at=observed_at,
+        since=from_epoch_s(verdict.since) if verdict.since is not None else None,
+        detail=verdict.detail,
+        gap_before_s=verdict.gap_before_s,
+    )
 
 
 def check_stale(station_id: str, state: Table, now: datetime, config: HealthConfig) -> SensorHealth:

@@ -7,12 +7,14 @@ not code; the highest level whose condition holds wins.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 from pydantic import BaseModel, ConfigDict
 
 from schemas.assessment import Evidence, HazardAssessment
 from schemas.common import LevelOrNone
 from schemas.observations import RainObservation
-from services.rules.windows import Series, add_report, evict_before, newest, window_sums
+from services.rules.windows import Series, add_report
 
 
 class RainstormRule(BaseModel):
@@ -34,6 +36,115 @@ DEFAULT_RAINSTORM_RULES: tuple[RainstormRule, ...] = (
 RULE_ID = "cma-rainstorm-observed"
 
 
+_PLANS: dict[int, tuple[tuple[RainstormRule, ...], int, tuple[tuple[int, float, RainstormRule], ...]]] = {}
+
+
+def _plan(rules: tuple[RainstormRule, ...]) -> tuple[int, tuple[tuple[int, float, RainstormRule], ...]]:
+    """Longest window, and (window, threshold, rule) in rule order: plain values for the loop.
+
+    Cached by identity (hashing the rule models on every report would cost more than this
+    saves); the cache holds the tuple itself, so an id is never reused while cached.
+    """
+    cached = _PLANS.get(id(rules))
+    if cached is None or cached[0] is not rules:
+        if len(_PLANS) > 64:
+            _PLANS.clear()
+        plan = tuple((r.window_s, r.threshold_mm, r) for r in rules)
+        cached = _PLANS[id(rules)] = (rules, max(rule.window_s for rule in rules), plan)
+    return cached[1], cached[2]
+
+
+PROOF_MARGIN_MM = 0.01
+"""A window whose running-total estimate is this far below a threshold cannot reach it.
+
+The estimate's error is bounded by the float rounding of the running totals (about
+``count × 1e-16 × total``; totals are rebased at ``REBASE_MM``), far below a millimetre;
+the margin also covers the 3-decimal rounding of the reported sum (0.0005 mm)."""
+
+REBASE_MM = 100_000.0
+
+
+def _running_totals(amounts: list[float]) -> list[float]:
+    total = 0.0
+    out: list[float] = []
+    for mm in amounts:
+        total += mm
+        out.append(total)
+    return out
+
+
+def rainstorm_level(
+    state: Series,
+    end: int,
+    rain_mm: float,
+    rules: tuple[RainstormRule, ...] = DEFAULT_RAINSTORM_RULES,
+    allowed_lateness_s: int = 600,
+) -> tuple[RainstormRule | None, float]:
+    """Fold a report ending at ``end`` into ``state``; the first rule that holds and its sum.
+
+    A window's sum is ``round(sum(reports in the window), 3)`` as in ``windows.window_sums``,
+    taken only where a rule may hold. ``state["cum"]`` keeps running totals beside the
+    reports, so a window's total is estimated from two of them; a window estimated more
+    than ``PROOF_MARGIN_MM`` below a rule's threshold cannot reach it and is not summed
+    (the common, dry case: twelve hours of one-minute reports are 720 additions). The
+    result is the same as summing every window.
+    """
+    times: list[int] = state["t"]
+    amounts: list[float] = state["mm"]
+    cum: list[float] | None = state.get("cum")
+    if cum is None or len(cum) != len(times):  # state written before the running totals
+        cum = state["cum"] = _running_totals(amounts)
+    if not times or end > times[-1]:
+        times.append(end)
+        amounts.append(rain_mm)
+        cum.append((cum[-1] if cum else 0.0) + rain_mm)
+        hi = len(times)
+    else:
+        index = bisect_left(times, end)
+        base = cum[index - 1] if index else (cum[0] - amounts[0] if cum else 0.0)
+        add_report(state, end, rain_mm)
+        del cum[index:]
+        for mm in amounts[index:]:
+            base += mm
+            cum.append(base)
+        hi = -1
+    longest, plan = _plan(rules)
+    cut = bisect_left(times, (times[-1] or end) - longest - allowed_lateness_s)
+    if cut:
+        del times[:cut]
+        del amounts[:cut]
+        del cum[:cut]
+        hi -= cut
+    if cum and cum[0] - amounts[0] > REBASE_MM:  # the total before the oldest report held
+        cum[:] = _running_totals(amounts)
+    if hi < 0:
+        hi = bisect_right(times, end)
+    top = cum[hi - 1] if hi > 0 else 0.0
+    sums: dict[int, float] = {}
+    for window_s, threshold_mm, rule in plan:
+        total = sums.get(window_s)
+        if total is None:
+            lo = bisect_right(times, end - window_s)
+            if lo < hi:
+                estimate = top - (cum[lo - 1] if lo else cum[0] - amounts[0])
+                if estimate < threshold_mm - PROOF_MARGIN_MM:
+                    continue
+            total = sums[window_s] = round(sum(amounts[lo:hi]), 3)
+        if total >= threshold_mm:
+            return rule, total
+    return None, 0.0
+
+
+def rainstorm_evidence(station_id: str, rule: RainstormRule, total_mm: float) -> Evidence:
+    return Evidence(
+        station_id=station_id,
+        metric=f"rain_{rule.window_s // 3600}h_mm",
+        value=total_mm,
+        threshold=rule.threshold_mm,
+        window_s=rule.window_s,
+    )
+
+
 def assess_rainstorm(
     obs: RainObservation,
     state: Series,
@@ -42,32 +153,13 @@ def assess_rainstorm(
     allowed_lateness_s: int = 600,
 ) -> HazardAssessment:
     """Fold ``obs`` into the gauge's window ``state`` (``windows.new_series()``) and assess."""
-    end = int(obs.observed_at.timestamp())
-    add_report(state, end, obs.rain_mm)
-    longest = max(rule.window_s for rule in rules)
-    evict_before(state, (newest(state) or end) - longest - allowed_lateness_s)
-    sums = window_sums(state, end, {rule.window_s for rule in rules})
-    level: LevelOrNone = "none"
-    evidence: tuple[Evidence, ...] = ()
-    for rule in rules:
-        if sums[rule.window_s] >= rule.threshold_mm:
-            level = rule.level
-            evidence = (
-                Evidence(
-                    station_id=obs.station_id,
-                    metric=f"rain_{rule.window_s // 3600}h_mm",
-                    value=sums[rule.window_s],
-                    threshold=rule.threshold_mm,
-                    window_s=rule.window_s,
-                ),
-            )
-            break
+    rule, total = rainstorm_level(state, int(obs.observed_at.timestamp()), obs.rain_mm, rules, allowed_lateness_s)
     return HazardAssessment(
         hazard="rainstorm",
         township_code=township_code,
         source_id=obs.station_id,
         assessed_at=obs.observed_at,
-        level=level,
+        level=rule.level if rule is not None else "none",
         rule_id=RULE_ID,
-        evidence=evidence,
+        evidence=(rainstorm_evidence(obs.station_id, rule, total),) if rule is not None else (),
     )

@@ -42,8 +42,11 @@ same thresholds give the level, with ``basis="forecast"``, certainty ``Likely`` 
 
 from __future__ import annotations
 
+import functools
+from bisect import bisect_left
 from datetime import datetime
 from itertools import pairwise
+from typing import NamedTuple
 
 from pydantic import Field, model_validator
 
@@ -53,17 +56,26 @@ from schemas.observations import RainObservation
 from services.rules.detectors.common import (
     FrozenConfig,
     Table,
-    accepts,
     epoch_s,
-    evict_before,
     new_table,
-    newest_t,
-    rows_between,
     upsert_row,
 )
 
 RULE_ID = "shr-observed-1h"
 FORECAST_RULE_ID = "shr-nowcast-1h"
+
+
+@functools.lru_cache(maxsize=256)
+def _highest_first(
+    red: float | None, orange: float | None, yellow: float | None, blue: float | None
+) -> tuple[tuple[LevelOrNone, float], ...]:
+    pairs: tuple[tuple[LevelOrNone, float | None], ...] = (
+        ("red", red),
+        ("orange", orange),
+        ("yellow", yellow),
+        ("blue", blue),
+    )
+    return tuple((level, mm) for level, mm in pairs if mm is not None)
 
 
 class ShortHeavyRainThresholds(FrozenConfig):
@@ -83,13 +95,7 @@ class ShortHeavyRainThresholds(FrozenConfig):
         return self
 
     def highest_first(self) -> tuple[tuple[LevelOrNone, float], ...]:
-        pairs: tuple[tuple[LevelOrNone, float | None], ...] = (
-            ("red", self.red_mm),
-            ("orange", self.orange_mm),
-            ("yellow", self.yellow_mm),
-            ("blue", self.blue_mm),
-        )
-        return tuple((level, mm) for level, mm in pairs if mm is not None)
+        return _highest_first(self.red_mm, self.orange_mm, self.yellow_mm, self.blue_mm)
 
     def level_for(self, rain_1h_mm: float) -> tuple[LevelOrNone, float | None]:
         """The highest level reached and its threshold; ``("none", None)`` below all."""
@@ -113,6 +119,61 @@ def new_gauge_state() -> Table:
     return new_table("mm", "interval_s")
 
 
+class ShrObserved(NamedTuple):
+    level: LevelOrNone
+    threshold: float | None
+    rain_1h_mm: float
+    coverage: float
+    """Σ interval / window over the reports summed; computed only when ``level`` is not none."""
+
+
+def short_heavy_rain_level(
+    state: Table, end: int, rain_mm: float, interval_s: int, config: ShortHeavyRainConfig = DEFAULT_SHR_CONFIG
+) -> ShrObserved | None:
+    """Fold a report ending at ``end`` into ``state`` and find its level; ``None``: too late."""
+    times: list[int] = state["t"]
+    if times and end < times[-1] - config.allowed_lateness_s:
+        return None
+    if not times or end > times[-1]:
+        times.append(end)
+        state["mm"].append(rain_mm)
+        state["interval_s"].append(float(interval_s))
+    else:
+        upsert_row(state, end, {"mm": rain_mm, "interval_s": float(interval_s)})
+    window = config.window_s
+    amounts: list[float] = state["mm"]
+    intervals: list[float] = state["interval_s"]
+    cut = bisect_left(times, times[-1] - config.allowed_lateness_s - window + 1)  # evict_before
+    if cut:
+        del times[:cut]
+        del amounts[:cut]
+        del intervals[:cut]
+    # rows_between(state, end - window, end)
+    lo = bisect_left(times, end - window + 1)
+    hi = len(times) if times[-1] == end else bisect_left(times, end + 1)
+    rain_1h_mm = round(sum(amounts[lo:hi]), 3)
+    for level, threshold in config.thresholds.highest_first():  # ShortHeavyRainThresholds.level_for
+        if rain_1h_mm >= threshold:
+            coverage = min(1.0, sum(intervals[lo:hi]) / window)
+            return ShrObserved(level, threshold, rain_1h_mm, coverage)
+    return ShrObserved("none", None, rain_1h_mm, 0.0)
+
+
+def short_heavy_rain_evidence(
+    station_id: str, found: ShrObserved, config: ShortHeavyRainConfig
+) -> tuple[Evidence, ...]:
+    return (
+        Evidence(
+            station_id=station_id,
+            metric="rain_1h_mm",
+            value=found.rain_1h_mm,
+            threshold=found.threshold,
+            window_s=config.window_s,
+        ),
+        Evidence(station_id=station_id, metric="window_coverage", value=round(found.coverage, 3)),
+    )
+
+
 def assess_short_heavy_rain(
     obs: RainObservation,
     state: Table,
@@ -123,36 +184,17 @@ def assess_short_heavy_rain(
 
     Returns ``None`` when the report is older than the allowed lateness (dropped).
     """
-    end = epoch_s(obs.observed_at)
-    if not accepts(state, end, config.allowed_lateness_s):
+    found = short_heavy_rain_level(state, epoch_s(obs.observed_at), obs.rain_mm, obs.interval_s, config)
+    if found is None:
         return None
-    upsert_row(state, end, {"mm": obs.rain_mm, "interval_s": float(obs.interval_s)})
-    newest = newest_t(state) or end
-    evict_before(state, newest - config.allowed_lateness_s - config.window_s + 1)
-    rows = rows_between(state, end - config.window_s, end)
-    rain_1h_mm = round(sum(state["mm"][rows]), 3)
-    coverage = min(1.0, sum(state["interval_s"][rows]) / config.window_s)
-    level, threshold = config.thresholds.level_for(rain_1h_mm)
-    evidence: tuple[Evidence, ...] = ()
-    if level != "none":
-        evidence = (
-            Evidence(
-                station_id=obs.station_id,
-                metric="rain_1h_mm",
-                value=rain_1h_mm,
-                threshold=threshold,
-                window_s=config.window_s,
-            ),
-            Evidence(station_id=obs.station_id, metric="window_coverage", value=round(coverage, 3)),
-        )
     return HazardAssessment(
         hazard="short_heavy_rain",
         township_code=township_code,
         source_id=obs.station_id,
         assessed_at=obs.observed_at,
-        level=level,
+        level=found.level,
         rule_id=RULE_ID,
-        evidence=evidence,
+        evidence=short_heavy_rain_evidence(obs.station_id, found, config) if found.level != "none" else (),
     )
 
 

@@ -215,12 +215,15 @@ def new_wind_state() -> Table:
 
 def _fold(obs: RainObservation, state: Table, persistence: WindPersistence) -> bool:
     """Upsert the report's wind; False when it is too late or carries no wind."""
-    at = epoch_s(obs.observed_at)
-    if (obs.wind_mean_ms is None and obs.wind_gust_ms is None) or not accepts(
-        state, at, persistence.allowed_lateness_s
-    ):
+    return _fold_wind(epoch_s(obs.observed_at), obs.wind_mean_ms, obs.wind_gust_ms, state, persistence)
+
+
+def _fold_wind(
+    at: int, mean_ms: float | None, gust_ms: float | None, state: Table, persistence: WindPersistence
+) -> bool:
+    if (mean_ms is None and gust_ms is None) or not accepts(state, at, persistence.allowed_lateness_s):
         return False
-    upsert_row(state, at, {"mean_ms": obs.wind_mean_ms, "gust_ms": obs.wind_gust_ms})
+    upsert_row(state, at, {"mean_ms": mean_ms, "gust_ms": gust_ms})
     span = persistence.persistence_reports * persistence.max_report_gap_s
     evict_before(state, (newest_t(state) or at) - persistence.allowed_lateness_s - span)
     return True
@@ -258,14 +261,26 @@ def _wind_evidence(station: str, mean: float, gust: float, beaufort: BeaufortSca
     )
 
 
+def gale_level(
+    state: Table, at: int, mean_ms: float | None, gust_ms: float | None, config: GaleConfig = DEFAULT_GALE
+) -> tuple[LevelOrNone, float, float] | None:
+    """Fold a report's wind into ``state``: the station's gale level and its latest winds.
+
+    ``None``: the report carries no wind or is too late.
+    """
+    if not _fold_wind(at, mean_ms, gust_ms, state, config.persistence):
+        return None
+    return _persistent_level(state, at, config.criteria, config.persistence, config.beaufort)
+
+
 def assess_gale(
     obs: RainObservation, state: Table, township_code: str, config: GaleConfig = DEFAULT_GALE
 ) -> HazardAssessment | None:
     """Observed gale signal for the station (``new_wind_state()``); ``None``: no wind / too late."""
-    if not _fold(obs, state, config.persistence):
+    found = gale_level(state, epoch_s(obs.observed_at), obs.wind_mean_ms, obs.wind_gust_ms, config)
+    if found is None:
         return None
-    at = epoch_s(obs.observed_at)
-    level, mean, gust = _persistent_level(state, at, config.criteria, config.persistence, config.beaufort)
+    level, mean, gust = found
     return HazardAssessment(
         hazard="gale",
         township_code=township_code,

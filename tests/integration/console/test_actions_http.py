@@ -35,7 +35,7 @@ def held(issued_by: str, level: Level = "red") -> WarningMessage:
     )
 
 
-async def commands_on(bus: Bus, n: int, timeout_s: float = 3.0) -> list[tuple[str | None, OperatorCommand]]:
+async def commands_on(bus: Bus, n: int, timeout_s: float = 10.0) -> list[tuple[str | None, OperatorCommand]]:
     sub = await bus.subscribe([tn.COMMANDS], group=f"test-reader-{id(bus)}-{n}")
     out: list[tuple[str | None, OperatorCommand]] = []
     deadline = asyncio.get_running_loop().time() + timeout_s
@@ -46,7 +46,7 @@ async def commands_on(bus: Bus, n: int, timeout_s: float = 3.0) -> list[tuple[st
     return out
 
 
-async def until(predicate: Any, timeout_s: float = 3.0) -> None:
+async def until(predicate: Any, timeout_s: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"

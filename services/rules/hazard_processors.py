@@ -1,0 +1,231 @@
+"""Processors for the radar, geo-hazard and water-level detectors (the rain ones are in ``processors``).
+
+``RadarProcessor``       obs.radar     (state per radar)  -> convection + SHR nowcast per covered township
+``GeoHazardProcessor``   obs.geohazard (state per point)  -> geohazard, key ``geohazard:<point's township>``
+``WaterLevelProcessor``  obs.water     (state per gauge)  -> flood / tide, key ``<hazard>:<gauge's townships>``
+
+All three write ``hazard.assessments`` keyed ``hazard:township`` with ``source_id`` = the
+radar, point or gauge: the lifecycle keeps one history per source and decides on the
+township's level across them (its watermark waits for the registry's expected sources,
+``registry_config.expected_sources``).
+
+Geo-hazard roll-up. A township's monitoring points live in different partitions (state
+is keyed by point), so no point processor can see its neighbours. Each point's assessment
+therefore goes to the township key as its own source, and the township level is formed
+where all of them meet, in the lifecycle, at each decision time from every point's level
+then: the highest point level, raised to red when two or more points are at orange or
+above (``township_geohazard_rollup``, ``LifecyclePolicy.geohazard_rollup``). The result is
+deterministic whatever order the points' records arrive in.
+
+Per report the geo-hazard and water-level assessments pass through the station's sensor
+health (``detectors.health``: displacement jumps, stuck or jumping gauges), like rain.
+Bad input (schema, not enriched by ingest, a station the rules have no record for) goes
+to ``obs.rejected`` with the reason; too-late reports are counted in ``late_records``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from schemas import topics as tn
+from schemas.assessment import HazardAssessment
+from schemas.observations import GeoHazardObservation, RadarScan, WaterLevelObservation
+from schemas.rejected import RejectReason
+from services.common.bus.base import Emit, Record
+from services.common.bus.processor import Processor, StateStore
+from services.common.metrics import Metrics
+from services.common.rejects import describe_validation_error
+from services.rules.detectors.convection import (
+    DEFAULT_CONVECTION_CONFIG,
+    ConvectionConfig,
+    TownshipPoints,
+    assess_convection,
+    new_radar_state,
+)
+from services.rules.detectors.flood import assess_water_level, new_gauge_state
+from services.rules.detectors.geohazard import assess_geohazard, new_point_state
+from services.rules.detectors.health import (
+    GEOHAZARD_HEALTH,
+    WATER_LEVEL_HEALTH,
+    HealthConfig,
+    assess_health,
+    downgrade,
+    health_value,
+    new_health_state,
+)
+from services.rules.registry_config import GaugeConfig, PointConfig
+from services.rules.rejects import reject
+
+LEVELS = ("none", "blue", "yellow", "orange", "red")
+M = TypeVar("M", bound=BaseModel)
+
+
+class _HazardProcessor(Processor):
+    """Shared plumbing: metrics, rejections, publishing assessments."""
+
+    hazards: ClassVar[tuple[str, ...]]
+
+    def __init__(self, metrics: Metrics | None) -> None:
+        self.metrics = metrics or Metrics()
+        self._processed = self.metrics.records_processed.labels(self.name)
+        self._late = self.metrics.late_records.labels(self.name)
+        self._assessed = {
+            (hazard, level): self.metrics.assessments.labels(hazard, level)
+            for hazard in self.hazards
+            for level in LEVELS
+        }
+
+    def _parse(self, record: Record, model: type[M]) -> M | Emit:
+        try:
+            return model.model_validate_json(record.value)
+        except ValidationError as exc:
+            self.metrics.observations_rejected.labels(describe_validation_error(exc)[0]).inc()
+            return reject(record, exc)
+
+    def _refuse(self, record: Record, reason: RejectReason, detail: str, field: str) -> list[Emit]:
+        self.metrics.observations_rejected.labels(reason).inc()
+        return [reject(record, ValueError(detail), reason=reason, field=field)]
+
+    def _emit(self, assessments: list[HazardAssessment]) -> list[Emit]:
+        out: list[Emit] = []
+        for a in assessments:
+            self._assessed[(a.hazard, a.level)].inc()
+            out.append(Emit(tn.ASSESSMENTS, a.key, a.model_dump_json().encode()))
+        return out
+
+
+class RadarProcessor(_HazardProcessor):
+    """Radar scans → convection and SHR nowcasts for the townships each scan covers.
+
+    State per radar: the live cell tracks (``convection.new_radar_state``). A scan older
+    than the radar's newest is late (its nowcast is superseded): counted, nothing emitted.
+    The same scan again repeats its assessments (idempotent).
+    """
+
+    name: ClassVar[str] = "rules-radar"
+    topics: ClassVar[tuple[str, ...]] = (tn.OBS_RADAR,)
+    outputs: ClassVar[tuple[str, ...]] = (tn.ASSESSMENTS, tn.OBS_REJECTED)
+    hazards: ClassVar[tuple[str, ...]] = ("convection", "short_heavy_rain")
+
+    def __init__(
+        self,
+        townships: TownshipPoints,
+        config: ConvectionConfig = DEFAULT_CONVECTION_CONFIG,
+        metrics: Metrics | None = None,
+    ) -> None:
+        super().__init__(metrics)
+        self.townships = townships
+        self.config = config
+
+    def process(self, record: Record, state: StateStore) -> list[Emit]:
+        self._processed.inc()
+        scan = self._parse(record, RadarScan)
+        if isinstance(scan, Emit):
+            return [scan]
+        radar: dict[str, Any] = state.get(scan.station_id) or new_radar_state()
+        last: int | None = radar["scan_s"]
+        if last is not None and int(scan.observed_at.timestamp()) < last:
+            self._late.inc()
+            return []
+        assessments = assess_convection(scan, radar, self.townships, self.config)
+        state[scan.station_id] = radar
+        return self._emit(assessments)
+
+
+class GeoHazardProcessor(_HazardProcessor):
+    """Monitoring-point reports → the point's geo-hazard assessment for its township.
+
+    ``points`` (from the registry) gives each point's township and own thresholds. State
+    per point: the detector's rain bins and displacement reports, and the sensor health.
+    """
+
+    name: ClassVar[str] = "rules-geohazard"
+    topics: ClassVar[tuple[str, ...]] = (tn.OBS_GEOHAZARD,)
+    outputs: ClassVar[tuple[str, ...]] = (tn.ASSESSMENTS, tn.OBS_REJECTED)
+    hazards: ClassVar[tuple[str, ...]] = ("geohazard",)
+
+    def __init__(
+        self,
+        points: Mapping[str, PointConfig],
+        metrics: Metrics | None = None,
+        health: HealthConfig = GEOHAZARD_HEALTH,
+    ) -> None:
+        super().__init__(metrics)
+        self.points = dict(points)
+        self.health = health
+
+    def process(self, record: Record, state: StateStore) -> list[Emit]:
+        self._processed.inc()
+        obs = self._parse(record, GeoHazardObservation)
+        if isinstance(obs, Emit):
+            return [obs]
+        if obs.township_code is None:
+            return self._refuse(record, "unknown_station", "observation was not enriched by ingest", "township_code")
+        point = self.points.get(obs.station_id)
+        if point is None:
+            return self._refuse(
+                record, "unknown_station", f"no thresholds for geo-hazard point {obs.station_id!r}", "station_id"
+            )
+        current: dict[str, Any] = state.get(obs.station_id) or {
+            "point": new_point_state(),
+            "health": new_health_state(),
+        }
+        health = assess_health(obs.station_id, obs.observed_at, health_value(obs), current["health"], self.health)
+        raw = assess_geohazard(obs, current["point"], point.township_code, point.thresholds)
+        state[obs.station_id] = current
+        if raw is None:
+            self._late.inc()
+            return []
+        return self._emit([raw if health is None else downgrade(raw, health)])
+
+
+class WaterLevelProcessor(_HazardProcessor):
+    """River, canal and tide gauge readings → flood / tide assessments.
+
+    ``gauges`` (from the registry) gives each gauge's levels and the townships it speaks
+    for (its own, plus any listed for it); one assessment per township per reading.
+    """
+
+    name: ClassVar[str] = "rules-water"
+    topics: ClassVar[tuple[str, ...]] = (tn.OBS_WATER,)
+    outputs: ClassVar[tuple[str, ...]] = (tn.ASSESSMENTS, tn.OBS_REJECTED)
+    hazards: ClassVar[tuple[str, ...]] = ("flood", "tide")
+
+    def __init__(
+        self,
+        gauges: Mapping[str, GaugeConfig],
+        metrics: Metrics | None = None,
+        health: HealthConfig = WATER_LEVEL_HEALTH,
+    ) -> None:
+        super().__init__(metrics)
+        self.gauges = dict(gauges)
+        self.health = health
+
+    def process(self, record: Record, state: StateStore) -> list[Emit]:
+        self._processed.inc()
+        obs = self._parse(record, WaterLevelObservation)
+        if isinstance(obs, Emit):
+            return [obs]
+        if obs.township_code is None:
+            return self._refuse(record, "unknown_station", "observation was not enriched by ingest", "township_code")
+        gauge = self.gauges.get(obs.station_id)
+        if gauge is None:
+            return self._refuse(
+                record, "unknown_station", f"no levels for water gauge {obs.station_id!r}", "station_id"
+            )
+        current: dict[str, Any] = state.get(obs.station_id) or {
+            "level": new_gauge_state(),
+            "health": new_health_state(),
+        }
+        health = assess_health(obs.station_id, obs.observed_at, health_value(obs), current["health"], self.health)
+        first, *rest = gauge.township_codes
+        raw = assess_water_level(obs, current["level"], first, gauge.gauge)
+        state[obs.station_id] = current
+        if raw is None:
+            self._late.inc()
+            return []
+        assessed = raw if health is None else downgrade(raw, health)
+        return self._emit([assessed, *(assessed.model_copy(update={"township_code": town}) for town in rest)])
