@@ -16,8 +16,12 @@ worker's RSS (``/proc/<pid>/status``) every 100 ms and prints the results.
     play-out receipts (target ≤ 10 s);
 (d) p50/p99 from a warning's publication on ``warnings`` to its first channel hand-off,
     over 300 warnings published 20 ms apart (target p99 ≤ 200 ms);
-(e) from (a): the worker's RSS idle, at peak during the fan-out (target ≤ 1.5 GB), and
-    after the message's account was sealed and compacted.
+(e) from (a): the worker's RSS idle, at peak during the fan-out (target ≤ 1.5 GB), after
+    the message's account was sealed and compacted, and once more after the memory
+    runtime's log (the in-process "broker", not the worker's state) was emptied — what is
+    left then is what dispatch itself still holds. ``--diagnose`` adds the object
+    allocator's arenas (``sys._debugmallocstats``) and glibc's heap (``mallinfo2``) at
+    each of those points.
 
 Options that isolate effects outside dispatch (each is printed with the results):
 
@@ -26,6 +30,8 @@ Options that isolate effects outside dispatch (each is printed with the results)
   ``memory://`` it lives in the same process.
 - ``--malloc``: run the worker with ``PYTHONMALLOC=malloc`` so freed memory can go back
   to the OS (pymalloc keeps an arena while any object in it lives).
+- ``--retire-after S`` / ``--no-retire``: the dispatcher's ``retire_after_s`` (finished
+  entries leave the live ledger S seconds after they finished; off: only at the seal).
 - ``--cached-partitioner``: memoise ``partition_for`` in the worker — the change proposed
   for ``services/common/bus/base.py`` (aiokafka's murmur2 is pure Python, ~5 µs a record,
   and a 1 M fan-out publishes ~2.7 M records keyed by one warning id).
@@ -35,11 +41,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import gc
 import json
 import multiprocessing as mp
 import os
 import statistics
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -65,7 +75,7 @@ from services.dispatch.gateways import (
     create_sms_gateway,
     run_gateway,
 )
-from services.dispatch.orchestrator import ChannelPlan, DispatchSettings
+from services.dispatch.orchestrator import ChannelPlan, DispatchSettings, release_memory
 from services.dispatch.service import DispatchService, synthetic_towns
 from services.dispatch.targeting import AudienceData, TownshipInfo
 
@@ -121,9 +131,61 @@ async def _gateway_stats(url: str) -> dict[str, Any]:
 @dataclass
 class Report:
     queue: Queue[Any]
+    diagnose: bool = False
 
     def phase(self, name: str, **data: Any) -> None:
+        if self.diagnose:
+            data["memory"] = memory_diagnosis()
         self.queue.put({"phase": name, "t": time.time(), **data})
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def memory_diagnosis() -> dict[str, float]:
+    """MB held by the object allocator (arenas, and bytes in live blocks) and by glibc's
+    heap (in use, free, mmapped), in this process."""
+    out: dict[str, float] = {}
+    with tempfile.TemporaryFile(mode="w+") as tmp:  # _debugmallocstats writes to C stderr
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        for line in tmp:
+            if line.startswith("# arenas allocated current"):
+                out["pymalloc_arenas_mb"] = int(line.rsplit("=", 1)[1].replace(",", "")) * 1.048576
+            elif line.startswith("# bytes in allocated blocks"):
+                out["pymalloc_live_mb"] = int(line.rsplit("=", 1)[1].replace(",", "")) / 1e6
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+        out |= {
+            "glibc_in_use_mb": info.uordblks / 1e6,
+            "glibc_free_mb": info.fordblks / 1e6,
+            "glibc_mmapped_mb": info.hblkhd / 1e6,
+        }
+    return out
 
 
 # --------------------------------------------------------------------------- worker side
@@ -171,6 +233,7 @@ def _settings(
         audience=AudienceData(app_subscribers=subscribers),
         audience_routes={"sms": ("officials_sms",), "app": ("app",), "broadcast": ("broadcast",)},
         coverage_interval_s=1.0,
+        retire_after_s=args["retire_after_s"],
     )
 
 
@@ -184,7 +247,7 @@ def _worker_main(name: str, urls: dict[str, str], args: dict[str, Any], queue: Q
 
         cProfile.runctx("asyncio.run(_worker(name, urls, args, Report(queue)))", globals(), locals(), profile)
         return
-    asyncio.run(_worker(name, urls, args, Report(queue)))
+    asyncio.run(_worker(name, urls, args, Report(queue, args["diagnose"])))
 
 
 async def _worker(name: str, urls: dict[str, str], args: dict[str, Any], report: Report) -> None:
@@ -196,6 +259,10 @@ async def _worker(name: str, urls: dict[str, str], args: dict[str, Any], report:
     gc.collect()
     await asyncio.sleep(0.5)
     report.phase("idle")
+    if args["tracemalloc"]:
+        import tracemalloc
+
+        tracemalloc.start(args["tracemalloc"])
     try:
         result = await SCENARIOS[name](svc, bus, codes, urls, args, report)
     finally:
@@ -249,12 +316,19 @@ async def scenario_a(
             marks["p100"] = now - t0
             break
         await asyncio.sleep(0.05)
-    await _until(lambda: _sealed(svc, msg.message_id), 60)
+    await _until(lambda: _sealed(svc, msg.message_id), 600 if args["tracemalloc"] else 120)
     marks["sealed"] = time.time() - t0
     report.phase("sealed", live_entries=svc.dispatcher.ledger.live_entries())
     gc.collect()
     await asyncio.sleep(2.0)
     report.phase("after")
+    retained_mb = _retained_bytes(bus) / 1e6
+    _empty_log(bus)
+    release_memory()
+    await asyncio.sleep(1.0)
+    report.phase("log emptied")
+    if args["tracemalloc"]:
+        _print_survivors()
     _, final, delivered = _done(svc, msg.message_id, "app")
     gateway = await _gateway_stats(urls["push"])
     return {
@@ -262,7 +336,11 @@ async def scenario_a(
         "final": final,
         "delivered": delivered,
         "handoff_latency_s": svc.stats.handoff_latencies_s[0] if svc.stats.handoff_latencies_s else None,
-        "retained_log_mb": _retained_bytes(bus) / 1e6,
+        "retained_log_mb": retained_mb,
+        "live_entries_max": svc.stats.live_entries_max,
+        "retired_entries": svc.stats.retired_entries,
+        "compacted_entries": svc.stats.compacted_entries,
+        "memory_releases": svc.stats.memory_releases,
         "gateway": {k: gateway[k] for k in ("accepted", "rejected", "max_batch_seen", "receipts_sent")},
         "callbacks_applied": svc.stats.callbacks_applied,
         "receipts_published": svc.stats.receipts_published,
@@ -366,6 +444,29 @@ def _retained_bytes(bus: MemoryBus) -> int:
     return sum(len(r.value) for t in bus._topics.values() for p in t.partitions for r in p.log)
 
 
+def _print_survivors(top: int = 12) -> None:
+    """Where the objects allocated since idle that are still alive were allocated (each of
+    them can keep a whole allocator arena from going back to the OS)."""
+    import tracemalloc
+
+    stats = tracemalloc.take_snapshot().statistics("traceback")
+    total = sum(s.count for s in stats)
+    print(f"    survivors since idle: {total:,} blocks, {sum(s.size for s in stats) / 1e6:.1f} MB", file=sys.stderr)
+    for stat in stats[:top]:
+        frames = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in reversed(stat.traceback))
+        print(f"    {stat.count:>7,} blocks {stat.size / 1e3:>8.0f} kB  {frames}", file=sys.stderr)
+
+
+def _empty_log(bus: MemoryBus) -> None:
+    """Trim every partition of the memory runtime's log to nothing, as retention would
+    (the log start offset moves up; consumers are unaffected)."""
+    for topic in bus._topics.values():
+        for part in topic.partitions:
+            part.start_offset += len(part.log)
+            part.log.clear()
+            part.value_bytes = 0
+
+
 # --------------------------------------------------------------------------- parent side
 
 
@@ -400,6 +501,7 @@ class Run:
     peak_kb: int = 0
     cpu_s: dict[str, float] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def run_scenario(name: str, args: dict[str, Any]) -> Run:
@@ -440,6 +542,8 @@ def run_scenario(name: str, args: dict[str, Any]) -> Run:
             rss, _ = _rss_kb(worker.pid or 0)
             run.phases[event["phase"]] = event["t"]
             run.rss_by_phase[f"at {event['phase']}"] = rss
+            if "memory" in event:
+                run.memory[event["phase"]] = event["memory"]
             current[0] = event["phase"]
             if event["phase"] == "done":
                 run.result = event["result"]
@@ -473,8 +577,14 @@ def _print(name: str, run: Run, args: dict[str, Any]) -> None:
             f"(e) worker RSS: idle {run.rss_by_phase.get('at idle', 0) / mb:.0f} MB, peak {run.peak_kb / mb:.0f} MB "
             f"(target ≤ 1536 MB), at seal {run.rss_by_phase.get('at sealed', 0) / mb:.0f} MB, "
             f"2 s after compaction {run.rss_by_phase.get('at after', 0) / mb:.0f} MB "
-            f"(of which the memory runtime's log retains {r['retained_log_mb']:.0f} MB of record values)"
+            f"(the memory runtime's log retains {r['retained_log_mb']:.0f} MB of record values), "
+            f"with that log emptied {run.rss_by_phase.get('at log emptied', 0) / mb:.0f} MB\n"
+            f"    ledger: at most {r['live_entries_max']:,} live entries; {r['retired_entries']:,} retired during "
+            f"the fan-out, {r['compacted_entries']:,} compacted at the seal; memory released "
+            f"{r['memory_releases']}× (gc + malloc_trim)"
         )
+        for phase, numbers in run.memory.items():
+            print(f"    [{phase}] " + ", ".join(f"{k} {v:.0f}" for k, v in numbers.items()))
     elif name == "b":
         limit = args["sms_tps"]
         print(
@@ -508,6 +618,21 @@ def main() -> None:
     parser.add_argument("--bus-retention", type=int, default=200_000, help="memory runtime records per partition")
     parser.add_argument("--malloc", action="store_true", help="worker with PYTHONMALLOC=malloc")
     parser.add_argument("--cached-partitioner", action="store_true", help="memoise partition_for (proposed)")
+    parser.add_argument(
+        "--retire-after",
+        type=float,
+        default=DispatchSettings.model_fields["retire_after_s"].default,
+        help="retire_after_s: finished entries leave the live ledger this long after they finished",
+    )
+    parser.add_argument("--no-retire", action="store_true", help="retire_after_s=None: drop entries only at the seal")
+    parser.add_argument("--diagnose", action="store_true", help="allocator and heap numbers at each phase")
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="FRAMES",
+        help="(a) trace allocations from idle on and print the surviving ones at the end (slow)",
+    )
     parser.add_argument("--json", action="store_true", help="also print the raw results as JSON")
     ns = parser.parse_args()
     args = {
@@ -518,12 +643,16 @@ def main() -> None:
         "bus_retention": ns.bus_retention,
         "malloc": ns.malloc,
         "cached_partitioner": ns.cached_partitioner,
+        "retire_after_s": None if ns.no_retire else ns.retire_after,
+        "diagnose": ns.diagnose,
+        "tracemalloc": ns.tracemalloc,
     }
     print(banner("dispatch benchmark"))
     print(
         f"each scenario: a gateway process + a dispatch worker process (memory runtime); "
         f"bus retention {ns.bus_retention:,}/partition; allocator {'malloc' if ns.malloc else 'pymalloc'}; "
-        f"partitioner {'memoised (proposed change)' if ns.cached_partitioner else 'as in the repository'}\n"
+        f"partitioner {'memoised (proposed change)' if ns.cached_partitioner else 'as in the repository'}; "
+        f"retire_after_s {args['retire_after_s']}\n"
     )
     raw = {}
     for name in ns.scenarios.split(","):

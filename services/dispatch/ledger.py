@@ -56,17 +56,28 @@ Escalation: entries tracked with ``ack_deadline`` (officials) that are not
 Compaction: finished entries (acknowledged; delivered without a pending ack; skipped;
 final failures) are dropped by ``compact``; the per-message counters already hold their
 outcome. A receipt for a compacted entry is counted as ``late`` and ignored.
+
+Retirement (``Ledger(retire_finished=True)``, what the dispatcher uses): entries that reach
+``delivered``/``acknowledged`` and are finished are also dropped *while* the fan-out runs,
+one ``retire()`` call after they finished (the dispatcher calls it every few seconds, so a
+duplicate report arriving within that grace is still counted ``duplicate``). Only the
+in-flight part of a million-target fan-out is then held as Python objects; what a retired
+entry leaves behind is its key's 64-bit hash in a sorted NumPy run (``RetiredKeys``), so
+``track`` stays idempotent for fall-back and escalation targets. Failed and skipped entries
+wait for ``compact`` (a late "delivered" may still upgrade them).
 """
 
 from __future__ import annotations
 
 import heapq
 import random
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.coverage import CoverageReport, TownshipCoverage
@@ -255,6 +266,54 @@ class LedgerStats:
     late: int = 0
     duplicate_jobs: int = 0
     compacted: int = 0
+    retired: int = 0
+
+
+class RetiredKeys:
+    """The keys of a message's retired entries, as 64-bit hashes in sorted NumPy runs.
+
+    A new run swallows every older run that is less than twice its size, so run sizes at
+    least double from the newest to the oldest: at most log2(n) + 1 runs, a membership test
+    is that many binary searches, and each key is merged O(log n) times. A million keys take
+    8 MB of array memory and no Python objects, so they never pin the object allocator's
+    arenas. ``hash`` is per process, which is all this needs: the set lives and dies with
+    the ledger (it is not part of a snapshot).
+    """
+
+    __slots__ = ("_runs", "_size")
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        self._size = 0
+
+    @staticmethod
+    def key_hash(channel: str, target_id: str) -> int:
+        return hash((channel, target_id))
+
+    def add(self, hashes: Sequence[int]) -> None:
+        if not hashes:
+            return
+        run = np.sort(np.fromiter(hashes, dtype=np.int64, count=len(hashes)))
+        while self._runs and len(self._runs[-1]) <= 2 * len(run):
+            run = np.sort(np.concatenate((self._runs.pop(), run)), kind="stable")
+        self._runs.append(run)
+        self._size += len(hashes)
+
+    def __contains__(self, key_hash: object) -> bool:
+        if not isinstance(key_hash, int):
+            return False
+        for run in self._runs:
+            i = int(np.searchsorted(run, key_hash))
+            if i < len(run) and int(run[i]) == key_hash:
+                return True
+        return False
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(run.nbytes) for run in self._runs)
 
 
 @dataclass
@@ -265,20 +324,33 @@ class ResultsSummary:
 
 Key = tuple[str, str]  # (channel, target_id) within a message
 
+_ZERO_ROW = (0, 0, 0, 0, 0)
+
 
 class Ledger:
     """Delivery states, retries, breakers, cancellation, escalation and compaction."""
 
-    def __init__(self, policy: LedgerPolicy | None = None, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, policy: LedgerPolicy | None = None, rng: random.Random | None = None, *, retire_finished: bool = False
+    ) -> None:
         self.policy = policy or LedgerPolicy()
+        self.retire_finished = retire_finished
+        """Note entries that become delivered/acknowledged, for ``retire`` (see the module docstring)."""
+        self.retired: dict[str, RetiredKeys] = {}
+        self._finishing: list[tuple[str, str, str]] = []
+        self._finished: list[tuple[str, str, str]] = []
         self.rng = rng or random.Random(0)
         self.messages: dict[str, MessageMeta] = {}
         self.entries: dict[str, dict[Key, Entry]] = {}
         self.counts: dict[str, dict[str, dict[str, int]]] = {}
         """message_id → channel → state → entries (live; compaction does not change it)."""
         self.delivered_population: dict[str, dict[str, int]] = {}
-        self.township_counts: dict[str, dict[str, list[int]]] = {}
-        """message_id → "channel|township" → [targets, targeted_pop, delivered, reached_pop, failed]."""
+        self.township_counts: dict[str, dict[str, array[int]]] = {}
+        """message_id → "channel|township" → [targets, targeted_pop, delivered, reached_pop, failed]
+        (machine integers: an update allocates no int object that could outlive the fan-out
+        somewhere in the middle of the allocator's arenas)."""
+        self._rows: dict[str, dict[str, dict[str, array[int]]]] = {}
+        """message_id → channel → township → the same row (found without building a key)."""
         self.compacted_messages: set[str] = set()
         self.breakers: dict[str, CircuitBreaker] = {}
         self.stats = LedgerStats()
@@ -298,8 +370,11 @@ class Ledger:
         *,
         provider: str = "",
         ack_deadline: datetime | None = None,
+        fresh: bool = False,
     ) -> bool:
-        """Start tracking a job as ``pending`` (attempt 1). Idempotent: False if known."""
+        """Start tracking a job as ``pending`` (attempt 1). Idempotent: False if known
+        (live, compacted after the seal, or retired). ``fresh``: the caller knows the key
+        was never tracked (a fan-out past its cursor), so the retired keys are not searched."""
         meta = self.messages.get(job.message_id)
         if meta is None:  # not setdefault: a MessageMeta per call costs more than the rest of track
             meta = self.messages[job.message_id] = MessageMeta(job.warning_id)
@@ -308,6 +383,11 @@ class Ledger:
             # a sealed message's fan-out is complete: a job seen again is a redelivery
             self.stats.duplicate_jobs += 1
             return False
+        if not fresh:
+            retired = self.retired.get(job.message_id)
+            if retired is not None and hash(key) in retired:
+                self.stats.duplicate_jobs += 1
+                return False
         table = self.entries.setdefault(job.message_id, {})
         state: DeliveryState = "skipped" if meta.cancelled else "pending"
         entry = Entry(
@@ -335,6 +415,22 @@ class Ledger:
         """``track`` each job; returns how many were new."""
         return sum(self.track(job, provider=provider, ack_deadline=ack_deadline) for job in jobs)
 
+    def _was_dropped(self, message_id: str, channel: str, target_id: str) -> bool:
+        """Of a message with dropped entries: was this one of them? Exact while the message
+        is open (its retired keys); after the seal's compaction it cannot be told, so yes."""
+        meta = self.messages.get(message_id)
+        if meta is None or meta.sealed:
+            return True
+        retired = self.retired.get(message_id)
+        return retired is not None and hash((channel, target_id)) in retired
+
+    def knows_target(self, message_id: str, channel: str, target_id: str) -> bool:
+        """Was this target ever tracked for the message (live or retired)?"""
+        if (channel, target_id) in self.entries.get(message_id, {}):
+            return True
+        retired = self.retired.get(message_id)
+        return retired is not None and hash((channel, target_id)) in retired
+
     def seal(self, message_id: str) -> None:
         """Declare the fan-out of ``message_id`` complete (after the last ``track``).
 
@@ -352,9 +448,21 @@ class Ledger:
 
     # -- counters --------------------------------------------------------------
 
-    def _township_row(self, message_id: str, channel: str, township: str) -> list[int]:
+    def _township_row(self, message_id: str, channel: str, township: str) -> array[int]:
+        by_channel = self._rows.get(message_id)
+        if by_channel is not None:
+            towns = by_channel.get(channel)
+            if towns is not None:
+                row = towns.get(township)
+                if row is not None:
+                    return row
         rows = self.township_counts.setdefault(message_id, {})
-        return rows.setdefault(f"{channel}|{township}", [0, 0, 0, 0, 0])
+        key = f"{channel}|{township}"
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = array("q", _ZERO_ROW)
+        self._rows.setdefault(message_id, {}).setdefault(channel, {})[township] = row
+        return row
 
     def _count(self, message_id: str, channel: str, state: str, delta: int, entry: Entry) -> None:
         per_channel = self.counts.setdefault(message_id, {}).setdefault(channel, {})
@@ -409,7 +517,7 @@ class Ledger:
         table = self.entries.get(message_id)
         entry = table.get((channel, target_id)) if table else None
         if entry is None:
-            if message_id in self.compacted_messages:
+            if message_id in self.compacted_messages and self._was_dropped(message_id, channel, target_id):
                 self.stats.late += 1
                 return "late"
             self.stats.unknown += 1
@@ -431,6 +539,8 @@ class Ledger:
         if state in ("delivered", "acknowledged"):
             entry.next_attempt_at = None
             entry.final = True
+            if self.retire_finished:
+                self._finishing.append((message_id, channel, target_id))
         self.stats.applied += 1
         return "applied"
 
@@ -716,7 +826,10 @@ class Ledger:
         for message_id in list(message_ids if message_ids is not None else self.entries):
             table = self.entries.get(message_id)
             meta = self.messages.get(message_id)
-            if not table or meta is None or not meta.sealed:
+            if meta is None or not meta.sealed:
+                continue
+            self.retired.pop(message_id, None)  # sealed: ``track`` refuses every job from now on
+            if not table:
                 continue
             done = [key for key, entry in table.items() if entry.finished()]
             for key in done:
@@ -728,6 +841,44 @@ class Ledger:
                 del self.entries[message_id]
         self.stats.compacted += removed
         return removed
+
+    def retire(self, collect: bool = True) -> tuple[int, list[tuple[str, str, str, Entry]]]:
+        """Drop the entries that became delivered/acknowledged before the previous call and
+        are finished (no acknowledgement pending). Returns how many, and (``collect``) them
+        as ``(message_id, channel, target_id, entry)``. Their outcome stays in the counters,
+        their keys in ``retired``; a later report about one of them is ``late``. Call it
+        every grace period: an entry lives on for one to two periods after it finished."""
+        due, self._finished, self._finishing = self._finished, self._finishing, []
+        out: list[tuple[str, str, str, Entry]] = []
+        hashes: dict[str, list[int]] = {}
+        removed = 0
+        table: dict[Key, Entry] | None = None
+        current = ""
+        keys: list[int] = []
+        for message_id, channel, target_id in due:
+            if message_id != current or table is None:
+                current, table = message_id, self.entries.get(message_id)
+                keys = hashes.setdefault(message_id, [])
+            if not table:
+                continue
+            key = (channel, target_id)
+            entry = table.get(key)
+            if entry is None or not (entry.ack_deadline is None or entry.escalated or entry.state == "acknowledged"):
+                continue  # gone already, or an acknowledgement is still awaited
+            del table[key]
+            removed += 1
+            keys.append(hash(key))
+            if collect:
+                out.append((message_id, channel, target_id, entry))
+        for message_id, found in hashes.items():
+            if not found:
+                continue
+            self.retired.setdefault(message_id, RetiredKeys()).add(found)
+            self.compacted_messages.add(message_id)
+            if not self.entries.get(message_id):
+                self.entries.pop(message_id, None)
+        self.stats.retired += removed
+        return removed, out
 
     def live_entries(self) -> int:
         return sum(len(t) for t in self.entries.values())
@@ -800,7 +951,7 @@ class Ledger:
             ],
             "counts": self.counts,
             "delivered_population": self.delivered_population,
-            "township_counts": self.township_counts,
+            "township_counts": {m: {k: list(v) for k, v in rows.items()} for m, rows in self.township_counts.items()},
             "compacted_messages": sorted(self.compacted_messages),
             "breakers": {p: b.to_json() for p, b in self.breakers.items()},
             "stats": dict(self.stats.__dict__),
@@ -843,7 +994,8 @@ class Ledger:
         for m, c in data["delivered_population"].items():
             self.delivered_population[m] = dict(c)
         for m, rows in data["township_counts"].items():
-            self.township_counts[m] = {k: list(v) for k, v in rows.items()}
+            self.township_counts[m] = {k: array("q", v) for k, v in rows.items()}
+            self._rows.pop(m, None)
         self.compacted_messages.update(data["compacted_messages"])
 
     def forget(self, message_ids: Iterable[str]) -> int:
@@ -857,5 +1009,7 @@ class Ledger:
             self.counts.pop(mid, None)
             self.delivered_population.pop(mid, None)
             self.township_counts.pop(mid, None)
+            self._rows.pop(mid, None)
             self.compacted_messages.discard(mid)
+            self.retired.pop(mid, None)
         return dropped

@@ -28,7 +28,7 @@ A warning message, step by step
    jitter, breaker-aware provider switch — the ledger decides), channel fall-back jobs,
    escalation of officials who did not acknowledge in time (to ``Targeting.superior_of``),
    receipt time-outs (``submitted`` with no report → final ``failed``), expiry, coverage
-   reports, sealing and compaction, state flushes.
+   reports, retirement of finished entries, sealing and compaction, state flushes.
 7. **Receipts** from providers arrive as ``dispatch.callbacks`` records and go through
    ``Ledger.apply_callback`` (duplicates and stale reports are no-ops, counted).
 
@@ -70,6 +70,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schemas import topics as tn
 from schemas.common import LEVEL_RANK, Level
 from schemas.delivery import DeliveryJob, DeliveryReceipt
+from schemas.rejected import RejectReason
 from schemas.warning import WarningMessage
 from services.common.bus.base import Emit, Record
 from services.common.clock import Clock, SystemClock
@@ -94,11 +95,16 @@ from services.dispatch.ledger import (
     Route,
 )
 from services.dispatch.processor import (
+    DISPATCH_WORK,
+    UNKNOWN_MESSAGE,
+    UNKNOWN_MESSAGE_TAG,
+    CallbackRow,
     CallbackWork,
     OutputEncoder,
     WarningWork,
     WorkDecodeError,
     decode_work,
+    encode_callbacks,
     json_time,
     reject_emit,
 )
@@ -171,6 +177,13 @@ class DispatchSettings(BaseModel):
     seal_check_interval_s: float = Field(default=1.0, gt=0, le=600)
     forget_after_s: float = Field(default=86_400.0, ge=0, description="after expiry, a warning's ledger is dropped")
     slice_targets: int = Field(default=1000, ge=10, le=100_000, description="ledger entries per stored slice")
+    retire_after_s: float | None = Field(
+        default=2.0,
+        gt=0,
+        le=600,
+        description="delivered/acknowledged entries leave the live ledger this long after they finished "
+        "(a later duplicate report counts as 'late'); None: only when the message is sealed",
+    )
     seed: int = Field(default=0, description="backoff jitter")
     gc_thresholds: tuple[int, int, int] | None = Field(
         default=(50_000, 20, 100),
@@ -262,6 +275,9 @@ class DispatchStats:
     restored_warnings: int = 0
     sealed_messages: int = 0
     compacted_entries: int = 0
+    retired_entries: int = 0
+    memory_releases: int = 0
+    live_entries_max: int = 0
     handoff_latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
 
     def as_dict(self) -> dict[str, int]:
@@ -405,7 +421,8 @@ class WarningState:
     seen: set[str] = field(default_factory=set)
     messages: dict[str, MessagePlan] = field(default_factory=dict)
     fanouts: dict[tuple[str, str], FanOut] = field(default_factory=dict)
-    members: dict[SliceId, list[str]] = field(default_factory=dict)
+    members: dict[SliceId, dict[str, None]] = field(default_factory=dict)
+    """Target ids of the live entries of each slice (an ordered set; store mode only)."""
     gone: dict[SliceId, _Gone] = field(default_factory=dict)
     dirty_slices: set[SliceId] = field(default_factory=set)
     dirty_meta: bool = True
@@ -527,16 +544,24 @@ class Dispatcher:
         self.stats = DispatchStats()
         self._given_channels = channels
         self.channels: dict[str, dict[str, Channel]] = {}
-        self.ledger = Ledger(LedgerPolicy(retry=settings.retry, breaker=settings.breaker), random.Random(settings.seed))
+        self.ledger = Ledger(
+            LedgerPolicy(retry=settings.retry, breaker=settings.breaker),
+            random.Random(settings.seed),
+            retire_finished=settings.retire_after_s is not None,
+        )
         self.warnings: dict[str, WarningState] = {}
         self.rendered: dict[str, RenderedMessage] = {}
         self._queue: dict[tuple[str, str, str, str], _Queued] = {}
         self._retry_slots: dict[str, asyncio.Semaphore] = {}
-        self._receipt_deadlines: list[tuple[float, int, str, str, tuple[str, ...], tuple[int, ...]]] = []
+        self._receipt_deadlines: list[tuple[float, int, str, str, str | tuple[str, ...], tuple[int, ...]]] = []
+        """(deadline, seq, message, channel, target ids joined by ``TARGET_SEP``, attempts or ())
+        per send batch: one string per batch, not a million live target strings."""
         self._seq = itertools.count()
         self._flusher = _Flusher(self._flush_state)
         self._next_flush = 0.0
         self._next_coverage = 0.0
+        self._next_retire = 0.0
+        self._freed_since_release = 0
         self._pending_deletes: list[tuple[int, list[tuple[str, bytes | None]]]] = []
         self.encoder = OutputEncoder()
         self._created_json: dict[str, str] = {}
@@ -717,7 +742,7 @@ class Dispatcher:
         if self.store is None:
             return
         sid = (message_id, channel, zlib.crc32(target_id.encode()) % self._slices(ws, message_id, channel))
-        ws.members.setdefault(sid, []).append(target_id)
+        ws.members.setdefault(sid, {})[target_id] = None
         ws.dirty_slices.add(sid)
 
     def _touch(self, ws: WarningState, message_id: str, channel: str, target_id: str) -> None:
@@ -750,7 +775,8 @@ class Dispatcher:
             if isinstance(work, WarningWork):
                 self.admit(work.message, work.issued_ms, record.partition)
             else:
-                self.apply_callbacks(record.key or "", work, record.partition)
+                source = f"{record.topic}[{record.partition}]@{record.offset}"
+                self.apply_callbacks(record.key or "", work, record.partition, source)
         except Exception as exc:  # a bug must not stop the worker: leave a trace and go on
             self.stats.bad_records += 1
             source = f"{record.topic}[{record.partition}]@{record.offset}"
@@ -938,7 +964,7 @@ class Dispatcher:
                         self._bad_target(msg, fo.channel, target_id, exc)
                         continue
                     deadline = self._ack_deadline(msg, fo.channel, target_id) if escalates else None
-                    if track(job, provider=provider, ack_deadline=deadline):
+                    if track(job, provider=provider, ack_deadline=deadline, fresh=True):
                         jobs.append(job)
                         if self.store is not None:
                             self._member(ws, msg.message_id, fo.channel, target_id)
@@ -1098,7 +1124,7 @@ class Dispatcher:
                     next(self._seq),
                     message_id,
                     channel,
-                    tuple(submitted),
+                    join_targets(submitted),
                     () if same else tuple(submitted_attempts),
                 ),
             )
@@ -1156,8 +1182,13 @@ class Dispatcher:
 
     # -- callbacks ------------------------------------------------------------------------
 
-    def apply_callbacks(self, warning_id: str, work: CallbackWork, partition: int) -> None:
-        """Provider receipts (and acknowledgements) for one warning."""
+    def apply_callbacks(self, warning_id: str, work: CallbackWork, partition: int, source: str = "") -> None:
+        """Provider receipts (and acknowledgements) for one warning.
+
+        Rows that cannot be applied — malformed (unknown state, unusable time) or about a
+        delivery this worker does not know (the ingress that took the callback could not
+        tell) — are counted, logged once per record and leave one ``obs.rejected`` record
+        naming how many and the first of each kind; the other rows are applied."""
         ws = self.warnings.get(warning_id)
         now = self.now()
         at_now = _wall_dt(now)
@@ -1165,12 +1196,13 @@ class Dispatcher:
         emits: list[Emit] = []
         outcomes: dict[str, int] = {}
         changed: set[str] = set()
+        dropped: dict[str, list[CallbackRow]] = {}
         for row in work.rows:
             message_id, target_id, state, at_iso, provider, reason = row
             at_json = _report_time(at_iso)
             if state not in REPORT_STATES or at_json is None:
                 outcomes["malformed"] = outcomes.get("malformed", 0) + 1
-                log.warning("malformed receipt row ignored", warning_id=warning_id, row=repr(row)[:200])
+                dropped.setdefault("malformed", []).append(row)
                 continue
             outcome, decision = self.ledger.apply_report(
                 message_id,
@@ -1199,19 +1231,38 @@ class Dispatcher:
                 self.stats.callbacks_late += 1
             else:
                 self.stats.callbacks_unknown += 1
-                log.warning(
-                    "receipt for an unknown delivery ignored",
-                    warning_id=warning_id,
-                    message_id=message_id,
-                    channel=channel,
-                    target_id=target_id[:64],
-                )
+                kind = "unknown_target" if self.knows(message_id) else "unknown_message"
+                dropped.setdefault(kind, []).append(row)
         if ws is not None:
             for message_id in changed:
                 self._changed(ws, message_id)
         for name, n in outcomes.items():
             self.metrics.callbacks.labels(name).inc(n)
+        if dropped:
+            emits.append(
+                self._dropped_receipts(warning_id, channel, dropped, source or f"{DISPATCH_WORK}[{partition}]")
+            )
         self.outbox.add(emits)
+
+    def _dropped_receipts(
+        self, warning_id: str, channel: str, dropped: Mapping[str, list[CallbackRow]], source: str
+    ) -> Emit:
+        """One trace for the rows of a callbacks record that could not be applied."""
+        what = {
+            "malformed": "malformed receipt row(s) (state not one of "
+            f"{'/'.join(sorted(REPORT_STATES))}, or no usable time with a zone)",
+            "unknown_message": f"{UNKNOWN_MESSAGE_TAG} receipt(s) for message(s) this worker never sent",
+            "unknown_target": "receipt(s) for target(s) the message was never sent to",
+        }
+        parts = []
+        for kind, rows in dropped.items():
+            first = rows[0]
+            parts.append(f"{len(rows)} {what[kind]}, e.g. {first[0][:160]} / {first[1][:128]} / {first[2][:20]!r}")
+        detail = f"{channel} receipts for {warning_id}: dropped " + "; ".join(parts)
+        log.warning("receipts dropped", warning_id=warning_id, channel=channel, source=source, detail=detail[:500])
+        raw = encode_callbacks(channel, [row for rows in dropped.values() for row in rows[:50]])
+        reason: RejectReason = UNKNOWN_MESSAGE if set(dropped) == {"unknown_message"} else "schema"
+        return reject_emit(source=source[:128], reason=reason, detail=detail[:2000], raw=raw, key=warning_id)
 
     # -- ticks ------------------------------------------------------------------------------
 
@@ -1224,12 +1275,17 @@ class Dispatcher:
         self._receipt_timeouts(now)
         self._expire(now)
         self._drain_queue()
+        if self.settings.retire_after_s is not None and now >= self._next_retire:
+            self._next_retire = now + self.settings.retire_after_s
+            self._retire()
         self._seal_and_compact(now)
         if now >= self._next_coverage:
             self._next_coverage = now + self.settings.coverage_interval_s
             self._publish_coverage(at)
             self._forget_old(now)
-        self.metrics.live_entries.set(self.ledger.live_entries())
+        live = self.ledger.live_entries()
+        self.stats.live_entries_max = max(self.stats.live_entries_max, live)
+        self.metrics.live_entries.set(live)
         published, self._published = self._published, {}
         for (channel, state), n in published.items():
             self.metrics.base.deliveries.labels(channel, state).inc(n)
@@ -1314,7 +1370,7 @@ class Dispatcher:
             ws = found[0]
             plan = self.settings.channels.get(channel)
             timeout = plan.receipt_timeout_s if plan is not None and plan.receipt_timeout_s is not None else 0.0
-            for i, target_id in enumerate(targets):
+            for i, target_id in enumerate(split_targets(targets)):
                 entry = self.ledger.entry(message_id, channel, target_id)
                 attempt = attempts[i] if attempts else 1
                 if entry is None or entry.state != "submitted" or entry.attempt != attempt:
@@ -1416,7 +1472,7 @@ class Dispatcher:
                 if sid[0] != message_id:
                     continue
                 gone = ws.gone.setdefault(sid, _Gone())
-                keep = []
+                keep: dict[str, None] = {}
                 for target_id in members:
                     entry = table.get((sid[1], target_id))
                     if entry is None:
@@ -1424,19 +1480,49 @@ class Dispatcher:
                     if entry.finished():
                         _add_gone(gone, entry)
                     else:
-                        keep.append(target_id)
+                        keep[target_id] = None
                 ws.members[sid] = keep
                 ws.dirty_slices.add(sid)
         removed = self.ledger.compact([message_id])
         self.stats.compacted_entries += removed
+        self._freed_since_release += removed
         self._changed(ws, message_id)
+        # The final account goes out with the seal, in the same outbox flush as the seal's
+        # last receipts — not at the next ``coverage_interval_s`` tick: until then the last
+        # report of a sealed message would still say ``complete=False`` (and not name the
+        # deliveries that completed it).
+        plan.published_changes = plan.changes
+        report = self.ledger.coverage(message_id, _wall_dt(self.now()))
+        self.outbox.add([Emit(tn.COVERAGE, ws.warning_id, report.model_dump_json().encode())])
         self._created_json.pop(message_id, None)
         if any(item[2] == message_id for item in self._receipt_deadlines):
             self._receipt_deadlines = [item for item in self._receipt_deadlines if item[2] != message_id]
             heapq.heapify(self._receipt_deadlines)
         log.info("message sealed", message_id=message_id, compacted=removed, live=len(table))
-        if removed >= RELEASE_AFTER_ENTRIES:
+        if self._freed_since_release >= RELEASE_AFTER_ENTRIES:
+            # a large fan-out is over: give its memory back (see ``release_memory``)
+            self._freed_since_release = 0
+            self.stats.memory_releases += 1
             release_memory()
+
+    def _retire(self) -> None:
+        """Drop finished delivered/acknowledged entries (``Ledger.retire``); in store mode
+        their slices keep the outcome in their ``gone`` counters."""
+        removed, retired = self.ledger.retire(collect=self.store is not None)
+        self.stats.retired_entries += removed
+        self._freed_since_release += removed
+        for message_id, channel, target_id, entry in retired:
+            meta = self.ledger.messages.get(message_id)
+            ws = self.warnings.get(meta.warning_id) if meta is not None else None
+            if ws is None:
+                continue
+            sid = (message_id, channel, zlib.crc32(target_id.encode()) % self._slices(ws, message_id, channel))
+            members = ws.members.get(sid)
+            if members is None or target_id not in members:
+                continue
+            del members[target_id]
+            _add_gone(ws.gone.setdefault(sid, _Gone()), entry)
+            ws.dirty_slices.add(sid)
 
     def _publish_coverage(self, at: datetime) -> None:
         unreached: dict[str, int] = {level: 0 for level in LEVEL_RANK if level != "none"}
@@ -1635,11 +1721,11 @@ class Dispatcher:
             message_id, channel, index = key[len(prefix) :].split(SEP)
             sid = (message_id, channel, int(index))
             doc = json.loads(raw)
-            members = []
+            members: dict[str, None] = {}
             for row in doc["rows"]:
                 target_id, *values = row
                 snapshot["entries"].append([message_id, channel, target_id, *values])
-                members.append(target_id)
+                members[target_id] = None
                 entry = Entry(**dict(zip(_ENTRY_FIELDS, values, strict=True)))
                 _count_into(snapshot, message_id, channel, entry.state, entry.population, entry.township_code, 1)
             ws.members[sid] = members
@@ -1690,7 +1776,7 @@ class Dispatcher:
                             next(self._seq),
                             mid,
                             channel,
-                            tuple(t for t, _ in waiting),
+                            join_targets([t for t, _ in waiting]),
                             tuple(a for _, a in waiting),
                         ),
                     )
@@ -1756,7 +1842,25 @@ def tune_gc(settings: DispatchSettings) -> None:
 
 
 RELEASE_AFTER_ENTRIES = 100_000
-"""A compaction this large hands the freed memory back to the OS (``release_memory``)."""
+"""When a message seals after this many entries were retired or compacted since the last
+release, the freed memory is handed back to the OS (``release_memory``)."""
+
+TARGET_SEP = "\x1f"
+"""Joins the target ids of a send batch in the receipt-deadline heap (ASCII unit separator)."""
+
+
+def join_targets(target_ids: Sequence[str]) -> str | tuple[str, ...]:
+    """One string for a batch of target ids (a tuple if an id contains the separator)."""
+    joined = TARGET_SEP.join(target_ids)
+    if joined.count(TARGET_SEP) != max(0, len(target_ids) - 1):
+        return tuple(target_ids)
+    return joined
+
+
+def split_targets(joined: str | tuple[str, ...]) -> Sequence[str]:
+    if isinstance(joined, tuple):
+        return joined
+    return joined.split(TARGET_SEP) if joined else ()
 
 
 def release_memory() -> None:

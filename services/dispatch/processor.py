@@ -16,7 +16,8 @@ memory runtime and on the native Kafka engine unchanged:
 1. Parse the record as a ``WarningMessage``; a malformed one becomes a ``RejectedRecord``
    on ``obs.rejected`` (reason from the validation error: ``schema``, ``malformed_json`` …).
 2. Check every township against the lookup; an unknown one is rejected with reason
-   ``unknown_station`` (``RejectReason`` has no ``unknown_township`` yet) naming the code.
+   ``unknown_station`` (``RejectReason`` has no ``unknown_township`` yet; the detail
+   starts with ``[unknown_township]`` and names the codes).
 3. Wrap the message in a ``dispatch.warning`` envelope carrying the time it was published
    on ``warnings`` (for the issued → hand-off latency) and emit it keyed by warning id.
 
@@ -57,11 +58,16 @@ DISPATCH_WORK: Final = "dispatch.work"
 
 UNKNOWN_TOWNSHIP: Final[RejectReason] = "unknown_station"
 """``RejectReason`` for a warning naming a township the lookup does not know (proposed:
-``unknown_township``)."""
+``unknown_township``; until ``schemas/rejected.py`` has it, the detail starts with
+``UNKNOWN_TOWNSHIP_TAG``)."""
 
 UNKNOWN_MESSAGE: Final[RejectReason] = "schema"
 """``RejectReason`` for a receipt about a message this service never sent (proposed:
-``unknown_message``)."""
+``unknown_message``; until then the detail starts with ``UNKNOWN_MESSAGE_TAG``)."""
+
+UNKNOWN_TOWNSHIP_TAG: Final = "[unknown_township]"
+UNKNOWN_MESSAGE_TAG: Final = "[unknown_message]"
+"""Detail prefixes naming the proposed reasons, so the records can be told apart today."""
 
 WARNING_KIND: Final = "dispatch.warning"
 CALLBACKS_KIND: Final = "dispatch.callbacks"
@@ -268,7 +274,10 @@ class DispatchIntake(Processor):
             return [reject_emit(source=source, reason=reason, detail=detail, raw=record.value, key=key, field=field)]
         unknown = [code for code in msg.township_codes if self.towns.get(code) is None]
         if unknown:
-            detail = f"township_codes: unknown township(s) {', '.join(unknown[:10])} in {msg.message_id}"
+            detail = (
+                f"{UNKNOWN_TOWNSHIP_TAG} township_codes: {len(unknown)} unknown township(s) "
+                f"{', '.join(unknown[:10])} in {msg.message_id}; nothing of this message is sent"
+            )
             self.metrics.observations_rejected.labels(UNKNOWN_TOWNSHIP).inc()
             log.warning("warning rejected", source=source, reason=UNKNOWN_TOWNSHIP, detail=detail)
             return [

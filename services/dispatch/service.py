@@ -36,7 +36,7 @@ not JSON                                               400     ``malformed_json`
 JSON but not ``{"receipts": [...]}``-shaped / no       400     ``schema``
 usable receipt in a non-empty list                     (422)
 unknown channel or provider                            404     ``unknown_feed``
-every receipt about a message this worker never sent   404     ``schema`` ("unknown message")
+every receipt about a message this worker never sent   404     ``schema``, "[unknown_message] …"
 otherwise                                              202     unusable/unknown entries counted
 =====================================================  ======  =================================
 
@@ -94,6 +94,7 @@ from services.dispatch.orchestrator import (
 from services.dispatch.processor import (
     DISPATCH_WORK,
     UNKNOWN_MESSAGE,
+    UNKNOWN_MESSAGE_TAG,
     CallbackRow,
     DispatchIntake,
     encode_callbacks,
@@ -194,7 +195,10 @@ class CallbackIntake:
         if unknown:
             self.metrics.callbacks_rejected.labels("unknown_message").inc(len(unknown))
             first = unknown[0]
-            detail = f"{len(unknown)} receipt(s) for unknown message(s), e.g. {first.message_id} / {first.target_id}"
+            detail = (
+                f"{UNKNOWN_MESSAGE_TAG} {len(unknown)} receipt(s) for unknown message(s), "
+                f"e.g. {first.message_id} / {first.target_id}"
+            )
             if not by_warning:
                 return await self._refuse(404, UNKNOWN_MESSAGE, detail, body, source)
             problems.append(detail)
@@ -215,7 +219,8 @@ class CallbackIntake:
         except ValidationError as exc:
             return await self._refuse(400, "schema", f"bad acknowledgement: {exc.errors()[0]['msg']}", body, source)
         if self.known(ack.message_id) is False:
-            return await self._refuse(404, UNKNOWN_MESSAGE, f"unknown message {ack.message_id}", body, source)
+            detail = f"{UNKNOWN_MESSAGE_TAG} acknowledgement for unknown message {ack.message_id}"
+            return await self._refuse(404, UNKNOWN_MESSAGE, detail, body, source)
         at = (ack.at or datetime.now(UTC)).astimezone(UTC)
         row: CallbackRow = (ack.message_id, ack.target_id, "acknowledged", at.isoformat(), "ack", "")
         await self.publish([Emit(DISPATCH_WORK, warning_id_of(ack.message_id), encode_callbacks(ack.channel, [row]))])

@@ -5,14 +5,21 @@ input                                    outcome
 =======================================  ==========================================
 warning: not JSON                        obs.rejected ``malformed_json``
 warning: no townships                    obs.rejected ``schema`` naming township_codes
-warning: unknown township                obs.rejected ``unknown_station`` naming the code
+warning: unknown township                obs.rejected ``unknown_station``, "[unknown_township] …"
 garbage on ``dispatch.work``             obs.rejected ``schema``
 text over a channel's limit              that channel not used; ``oversized`` trace
+                                         (webhook body bytes, SMS segments)
 callback: not JSON / wrong shape         400 + ``malformed_json`` / ``schema``
 callback: no usable receipt              422 + ``schema``
 callback: unknown channel/provider       404 + ``unknown_feed``
-callback: only unknown messages          404 + ``schema`` ("unknown message")
+callback: only unknown messages          404 + ``schema``, "[unknown_message] …"
+receipts on ``dispatch.work`` that the   applied rows go on; one ``obs.rejected``
+worker cannot apply (unknown message or  per record (``schema``, "[unknown_message]"
+target, bad state or time)               named) and a log line
 =======================================  ==========================================
+
+(``schemas/rejected.py`` has no ``unknown_township``/``unknown_message`` yet: the closest
+reason is used and the detail starts with the proposed one in brackets.)
 """
 
 from __future__ import annotations
@@ -21,9 +28,9 @@ import json
 
 import httpx
 
-from services.dispatch.gateways import SmsGatewayConfig
-from services.dispatch.orchestrator import DispatchSettings
-from services.dispatch.processor import DISPATCH_WORK
+from services.dispatch.gateways import PushGatewayConfig, SmsGatewayConfig
+from services.dispatch.orchestrator import DispatchSettings, EscalationSettings
+from services.dispatch.processor import DISPATCH_WORK, encode_callbacks
 from tests.integration.dispatch.test_service_support import (
     CODES,
     audience,
@@ -77,7 +84,9 @@ async def test_bad_warnings_are_rejected_with_a_reason_and_the_next_one_goes_out
     assert {"malformed_json", "schema", "unknown_station"} <= reasons
     by_reason = {r.reason: r for r in refused}
     assert "township_codes" in (by_reason["unknown_station"].field or "")
+    assert by_reason["unknown_station"].detail.startswith("[unknown_township] township_codes:")
     assert "330399999" in by_reason["unknown_station"].detail
+    assert good.message_id in by_reason["unknown_station"].detail
     assert any("township_codes" in (r.field or r.detail) for r in refused if r.reason == "schema")
     assert any(r.source.startswith("dispatch.work") and "dispatch.mystery" in r.detail for r in refused)
     assert all(r.raw for r in refused), "the raw payload is kept"
@@ -177,6 +186,9 @@ async def test_malformed_and_unknown_callbacks_get_4xx_and_a_trace() -> None:
         "bad ack": 400,
     }
     assert answers["mixed"].json() == {"accepted": 1, "unusable": 1, "unknown": 1}
+    only_unknown = [r for r in refused if r.detail.startswith("[unknown_message]")]
+    assert len(only_unknown) == 1
+    assert "rainstorm-nope.v1" in only_unknown[0].detail
     reasons = sorted(r.reason for r in refused)
     assert reasons == sorted(["malformed_json", "unknown_feed", "unknown_feed", *["schema"] * 6])
     mixed = [r for r in refused if r.detail.startswith("accepted the rest")]
@@ -184,3 +196,94 @@ async def test_malformed_and_unknown_callbacks_get_4xx_and_a_trace() -> None:
     assert "1 unusable" in mixed[0].detail
     assert "rainstorm-nope.v1" in mixed[0].detail
     assert all(r.raw for r in refused), "the raw callback is kept"
+
+
+async def test_an_sms_text_over_its_segment_limit_is_refused_and_the_app_still_sends() -> None:
+    codes = CODES[167:169]
+    async with gateways(sms=SmsGatewayConfig(seed=24), push=PushGatewayConfig(seed=24, receipt_delay_ms=5)) as gw:
+        assert gw.sms is not None
+        assert gw.push is not None
+        sms = {"providers": [{"provider": "sms", "base_url": gw.sms.url, "max_segments": 1}]}
+        app = {"providers": [{"provider": "push", "base_url": gw.push.url}]}
+        settings = DispatchSettings.model_validate(
+            {
+                "channels": {"sms": sms, "app": app},
+                "audience": audience(codes, app_per_township=3).model_dump(),
+                # a signature this long leaves no template within one 70-character segment
+                "render": {"sms": {"signature": "【" + "温州市气象防灾减灾中心" * 7 + "】"}},
+            }
+            | fast_policy()
+        )
+        async with service(settings) as svc:
+            msg = warning(codes)
+            expected = svc.dispatcher.targeting.audience_size(msg, "app")
+            await publish(svc.bus, msg)
+
+            async def app_delivered() -> bool:
+                states = final_states(await receipts(svc.bus))
+                return sum(1 for (ch, _), s in states.items() if ch == "app" and s == "delivered") == expected
+
+            await wait_for(app_delivered, 10, "app pushes delivered")
+            refused = [r for r in await rejected(svc.bus) if r.reason == "oversized"]
+            states = final_states(await receipts(svc.bus))
+            sms_stats = await gw.sms.stats()
+    assert [r.source for r in refused] == ["dispatch:sms"]
+    assert msg.message_id in refused[0].detail
+    assert "segments" in refused[0].detail
+    assert not any(ch == "sms" for ch, _ in states)
+    assert sms_stats["accepted"] == 0
+    assert svc.stats.limit_violations == 1
+
+
+async def test_receipts_the_worker_cannot_apply_leave_one_trace_and_the_rest_applies() -> None:
+    """A stand-alone ingress cannot tell our messages from others: the worker sorts them out."""
+    codes = CODES[175:177]
+    async with gateways(sms=SmsGatewayConfig(seed=25, receipt_delay_ms=5)) as gw:
+        assert gw.sms is not None
+        # officials must acknowledge: the message stays open (not sealed) while they have not
+        settings = settings_for(gw.sms.url, codes).model_copy(
+            update={"escalation": EscalationSettings(ack_timeout_s=60.0, levels=("red",))}
+        )
+        async with service(settings) as svc:
+            msg = warning(codes)
+            await publish(svc.bus, msg)
+            expected = svc.dispatcher.targeting.audience_size(msg, "sms")
+
+            async def delivered() -> bool:
+                states = final_states(await receipts(svc.bus))
+                return len(states) == expected and set(states.values()) == {"delivered"}
+
+            await wait_for(delivered, 10, "the warning delivered")
+            official = next(t for ch, t in final_states(await receipts(svc.bus)) if t.startswith("off:"))
+            at = "2024-07-25T06:30:00Z"
+            rows = [
+                ("rainstorm-elsewhere.v1", "zone:1", "delivered", at, "sms", ""),
+                ("rainstorm-elsewhere.v2", "zone:2", "delivered", at, "sms", ""),
+                (msg.message_id, "zone:999999999", "delivered", at, "sms", ""),
+                (msg.message_id, f"zone:{codes[0]}", "exploded", at, "sms", ""),
+                (msg.message_id, f"zone:{codes[0]}", "delivered", "yesterday", "sms", ""),
+                (msg.message_id, official, "acknowledged", at, "ack", ""),
+            ]
+            unknown_only = [("rainstorm-elsewhere.v3", "zone:3", "failed", at, "sms", "gone")]
+            await svc.bus.publish(DISPATCH_WORK, msg.warning_id, encode_callbacks("sms", rows))
+            await svc.bus.publish(DISPATCH_WORK, "rainstorm-elsewhere", encode_callbacks("sms", unknown_only))
+
+            async def acknowledged() -> bool:
+                return final_states(await receipts(svc.bus)).get(("sms", official)) == "acknowledged"
+
+            await wait_for(acknowledged, 5, "the usable row applied")
+            await wait_for(lambda: svc.stats.callbacks_unknown == 4, 5, "the unknown rows counted")
+            traces = [r for r in await rejected(svc.bus) if r.source.startswith("dispatch.work")]
+    assert len(traces) == 2, [t.detail for t in traces]
+    mixed = next(t for t in traces if msg.warning_id in t.detail)
+    assert mixed.reason == "schema"
+    assert "2 malformed receipt row(s)" in mixed.detail
+    assert "2 [unknown_message] receipt(s)" in mixed.detail
+    assert "rainstorm-elsewhere.v1" in mixed.detail
+    assert "1 receipt(s) for target(s) the message was never sent to" in mixed.detail
+    assert "zone:999999999" in mixed.detail
+    assert "rainstorm-elsewhere" in json.loads(mixed.raw)["receipts"][0][0]
+    other = next(t for t in traces if t is not mixed)
+    assert other.reason == "schema"
+    assert other.detail.startswith("sms receipts for rainstorm-elsewhere: dropped 1 [unknown_message]")
+    assert svc.stats.bad_records == 0, "nothing failed: the worker went on"

@@ -237,6 +237,14 @@ def sealed(svc: DispatchService, message_id: str) -> bool:
     return meta is not None and meta.sealed
 
 
+async def sealed_and_published(svc: DispatchService, message_id: str) -> bool:
+    """``sealed``, and the tick that sealed the message has published what it emitted — the
+    final coverage report among them (the tick loop holds ``svc.lock`` until its outbox is
+    flushed, so a check under the lock never lands between the seal and that flush)."""
+    async with svc.lock:
+        return sealed(svc, message_id)
+
+
 def fast_policy(**kw: Any) -> dict[str, Any]:
     """Retry/breaker settings that make failure handling visible within a test's seconds."""
     return {

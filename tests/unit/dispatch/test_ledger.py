@@ -19,6 +19,7 @@ from services.dispatch.ledger import (
     CircuitBreaker,
     Ledger,
     LedgerPolicy,
+    RetiredKeys,
     RetryPolicy,
     Route,
     backoff_delay_s,
@@ -327,6 +328,100 @@ def test_compaction_drops_finished_entries_and_keeps_counts() -> None:
     assert ledger.summary(MID) == before == {"sms": {"delivered": n - n // 10, "failed": n // 10}}
     assert ledger.track_many(jobs(MSG, "sms", 5)) == 0  # a redelivered job of a sealed message
     assert ledger.stats.duplicate_jobs == 5
+
+
+def retiring(n: int) -> Ledger:
+    ledger = Ledger(rng=random.Random(7), retire_finished=True)
+    ledger.register_message(MSG)
+    ledger.track_many(jobs(MSG, "sms", n))
+    return ledger
+
+
+def test_retirement_drops_delivered_entries_one_call_after_they_finished() -> None:
+    ledger = retiring(6)
+    for target in ("t0", "t1"):
+        ledger.apply(receipt(target, "submitted"))
+        ledger.apply(receipt(target, "delivered"))
+    ledger.apply(receipt("t2", "failed"))
+    assert ledger.retire() == (0, [])  # the grace period: finished since the last call
+    assert ledger.apply(receipt("t0", "delivered")) == "duplicate"  # still known within it
+    ledger.apply(receipt("t3", "delivered"))
+    removed, gone = ledger.retire()
+    assert removed == 2
+    assert sorted(t for _, _, t, _ in gone) == ["t0", "t1"]
+    assert all(entry.state == "delivered" for *_, entry in gone)
+    counts = {"sms": {"pending": 2, "delivered": 3, "failed": 1}}
+    assert ledger.summary(MID) == counts  # retirement never changes the counters
+    assert ledger.apply(receipt("t1", "delivered")) == "late"
+    assert ledger.apply(receipt("t1", "acknowledged")) == "late"
+    assert ledger.apply(receipt("t9", "delivered")) == "unknown"  # never sent: told apart while open
+    assert ledger.retire(collect=False) == (1, [])  # t3
+    assert ledger.live_entries() == 3  # t2 (failed: a late "delivered" may upgrade it), t4, t5
+    assert ledger.stats.retired == 3
+    assert ledger.summary(MID) == counts
+
+
+def test_a_retired_target_is_never_tracked_again_unless_the_caller_says_fresh() -> None:
+    ledger = retiring(3)
+    ledger.apply(receipt("t0", "delivered"))
+    ledger.retire()
+    ledger.retire()
+    assert ledger.entry(MID, "sms", "t0") is None
+    assert ledger.knows_target(MID, "sms", "t0")
+    assert ledger.knows_target(MID, "sms", "t1")
+    assert not ledger.knows_target(MID, "sms", "t9")
+    assert not ledger.knows_target(MID, "broadcast", "t0")
+    assert ledger.track_many(jobs(MSG, "sms", 4)) == 1  # t3 only: t0 retired, t1/t2 live
+    assert ledger.stats.duplicate_jobs == 3
+    again = jobs(MSG, "sms", 1)[0]
+    assert ledger.track(again, fresh=True)  # a fan-out past its cursor does not search
+    ledger.seal(MID)
+    ledger.compact()
+    assert MID not in ledger.retired  # sealed: every job is refused anyway
+    assert not ledger.track(jobs(MSG, "sms", 1)[0], fresh=True)
+
+
+def test_entries_awaiting_an_acknowledgement_are_not_retired_until_acknowledged() -> None:
+    ledger = Ledger(rng=random.Random(7), retire_finished=True)
+    ledger.register_message(MSG)
+    ledger.track_many(jobs(MSG, "sms", 2, prefix="off:"), ack_deadline=T0 + timedelta(minutes=15))
+    ledger.apply(receipt("off:0", "delivered"))
+    ledger.apply(receipt("off:1", "delivered"))
+    ledger.retire()
+    assert ledger.retire() == (0, [])
+    assert ledger.apply(receipt("off:0", "acknowledged")) == "applied"
+    ledger.retire()
+    removed, _ = ledger.retire()
+    assert removed == 1
+    assert ledger.entry(MID, "sms", "off:1") is not None
+    assert ledger.summary(MID) == {"sms": {"acknowledged": 1, "delivered": 1}}
+
+
+def test_a_ledger_without_retirement_keeps_finished_entries_until_compaction() -> None:
+    ledger = fresh(2)
+    ledger.apply(receipt("t0", "delivered"))
+    assert ledger.retire() == (0, [])
+    assert ledger.retire() == (0, [])
+    assert ledger.live_entries() == 2
+
+
+@settings(max_examples=30, deadline=None)
+@given(batches=st.lists(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=300), max_size=12))
+def test_retired_keys_membership_is_exact(batches: list[list[int]]) -> None:
+    keys = RetiredKeys()
+    seen: set[int] = set()
+    added = 0
+    for batch in batches:
+        keys.add(batch)
+        seen.update(batch)
+        added += len(batch)
+        assert len(keys) == added
+        assert len(keys._runs) <= max(1, added).bit_length() + 1
+    assert all(k in keys for k in seen)
+    rng = random.Random(len(seen))
+    assert not any(k in keys for k in (rng.randrange(-(2**63), 2**63) for _ in range(200)) if k not in seen)
+    assert "not a hash" not in keys
+    assert keys.nbytes == 8 * added
 
 
 def test_snapshot_roundtrip_through_json() -> None:
