@@ -98,7 +98,7 @@ def _replay(
     configure_logging(log_level, "console")
     registry = default_registry()
     metrics = Metrics()
-    rule_set = RuleSet(allowed_lateness_s=settings.rules.allowed_lateness_s)
+    rule_set = RuleSet.from_settings(settings.rules)
     dispatch_summary = DispatchSummary()
     pace = "as fast as possible (lockstep)" if speed is None else f"{speed:g}x real time"
     console.print(
@@ -275,7 +275,7 @@ def verify(
     except ValueError as error:
         console.print(str(error), style="red", markup=False)
         raise typer.Exit(code=2) from None
-    active = RuleSet(allowed_lateness_s=settings.rules.allowed_lateness_s)
+    active = RuleSet.from_settings(settings.rules)
     shadow = {rs.name: scenario_processors(registry, Metrics(), rs) for rs in candidates}
     if active.name in shadow or len(shadow) != len(candidates):
         console.print("candidate rule sets need distinct names other than 'active'", style="red")
@@ -399,20 +399,32 @@ def rules(
     partitions: PartitionsOpt = 4,
     engine: Annotated[str, typer.Option(help="native (aiokafka + changelog) or faust")] = "native",
     data_dir: Annotated[Path, typer.Option(help="faust worker data directory")] = Path(".earlywarn/rules"),
-    allowed_lateness_s: Annotated[int, typer.Option(help="event-time lateness bound")] = 600,
+    allowed_lateness_s: Annotated[
+        int | None, typer.Option(help="event-time lateness bound (default: the settings' rules.allowed_lateness_s)")
+    ] = None,
     metrics_port: MetricsPortOpt = 0,
     network: Annotated[
         str, typer.Option(help="station network: 'registry' (Wenzhou) or 'rainband' (the test storm's gauges)")
     ] = "registry",
+    rule_set_file: Annotated[
+        Path | None,
+        typer.Option("--rule-set", help="rule-set TOML (as `verify --candidate`) instead of the settings' rules"),
+    ] = None,
 ) -> None:
     """Run the rules processors as a Kafka worker (scale out: start more with the same namespace)."""
     settings = load_settings(broker=broker)
     configure_logging(settings.log_level, settings.log_format)
     metrics = Metrics()
+    try:
+        rule_set = RuleSet.from_settings(settings.rules) if rule_set_file is None else load_rule_set(rule_set_file)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--rule-set") from None
+    if allowed_lateness_s is not None:
+        rule_set = rule_set.model_copy(update={"allowed_lateness_s": allowed_lateness_s})
     if network == "registry":
-        processors = scenario_processors(default_registry(), metrics, RuleSet(allowed_lateness_s=allowed_lateness_s))
+        processors = scenario_processors(default_registry(), metrics, rule_set)
     elif network == "rainband":
-        processors = rules_processors(metrics, allowed_lateness_s, gauges_by_township(RainbandScenario()))
+        processors = rules_processors(metrics, rule_set.allowed_lateness_s, gauges_by_township(RainbandScenario()))
     else:
         raise typer.BadParameter("network must be 'registry' or 'rainband'")
     if engine == "native":

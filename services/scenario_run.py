@@ -50,6 +50,7 @@ from services.common.bus.processor import DictState, Processor, run_on_bus
 from services.common.clock import VirtualClock
 from services.common.geo.registry import GeoRegistry
 from services.common.metrics import Metrics
+from services.common.settings import RulesSettings
 from services.ingest.feeds.registry_lookup import registry_lookup
 from services.ingest.gate import IngestGate
 from services.ingest.simulate.advisories import storm_advisories
@@ -120,6 +121,18 @@ class RuleSet(BaseModel):
 
     def policy(self) -> LifecyclePolicy:
         return LifecyclePolicy.model_validate({"allowed_lateness_s": self.allowed_lateness_s, **self.lifecycle})
+
+    @classmethod
+    def from_settings(cls, rules: RulesSettings) -> RuleSet:
+        """The active rule set of a deployment: ``EARLYWARN_RULES__*`` / the settings file."""
+        return cls(
+            allowed_lateness_s=rules.allowed_lateness_s,
+            lifecycle={
+                "validity_s": rules.warning_validity_s,
+                "all_clear_quiet_s": rules.all_clear_quiet_s,
+                "deescalate_dwell_s": rules.deescalate_dwell_s,
+            },
+        )
 
 
 def load_rule_set(path: Path) -> RuleSet:
@@ -250,9 +263,13 @@ class ScenarioRun:
                 now_wall = time.perf_counter()
                 for record in records:
                     msg = WarningMessage.model_validate_json(record.value)
-                    if msg.message_id in lane.messages:
+                    known = lane.messages.get(msg.message_id)
+                    # a held message comes again once approved or released: that one counts
+                    if known is not None and (known.disseminate or not msg.disseminate):
                         continue
                     lane.messages[msg.message_id] = msg
+                    if known is not None:
+                        continue  # latency and the callback belong to the message's first publication
                     if not active:
                         continue
                     self._record_latency(msg, now_wall)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import ValidationError
 
 from schemas import topics as tn
+from schemas.advisory import StormAdvisory
 from schemas.assessment import HazardAssessment
 from schemas.command import OperatorCommand
 from schemas.common import LEVEL_RANK
@@ -25,15 +26,36 @@ from schemas.observations import RainObservation
 from schemas.warning import WarningMessage
 from services.common.bus.base import Emit, Record
 from services.common.bus.processor import Processor, StateStore
+from services.common.logging import get_logger
 from services.common.metrics import Metrics
 from services.common.rejects import rejection
+from services.rules.detectors.common import from_epoch_s
 from services.rules.detectors.health import FAULTY, RAIN_HEALTH, SUPPRESSED_PREFIX, judge, new_health_state
 from services.rules.detectors.rainstorm import DEFAULT_RAINSTORM_RULES, RainstormRule, rainstorm_level
 from services.rules.detectors.rainstorm import RULE_ID as RAINSTORM_RULE_ID
 from services.rules.detectors.short_heavy_rain import RULE_ID as SHR_RULE_ID
 from services.rules.detectors.short_heavy_rain import ShortHeavyRainConfig, short_heavy_rain_level
 from services.rules.detectors.short_heavy_rain import new_gauge_state as new_shr_state
-from services.rules.detectors.wind import BEAUFORT, GALE_RULE_ID, gale_level, new_wind_state
+from services.rules.detectors.wind import (
+    BEAUFORT,
+    DEFAULT_WIND,
+    GALE_EXCLUDED_RULE_ID,
+    GALE_RULE_ID,
+    NO_IMPACT,
+    TYPHOON_RULE_ID,
+    AdvisoryBook,
+    ForecastImpact,
+    Track,
+    TrackPositions,
+    WindConfig,
+    bucket_start,
+    forecast_impact,
+    new_wind_state,
+    track_positions,
+    typhoon_forecast_evidence,
+    typhoon_level,
+    wind_levels,
+)
 from services.rules.encode import EvidenceDict, assessment_json, evidence, time_json
 from services.rules.hazard_processors import GeoHazardProcessor, RadarProcessor, WaterLevelProcessor
 from services.rules.lifecycle import CommandRefusedError, LifecyclePolicy, apply_command, fold, new_state
@@ -51,46 +73,87 @@ from services.rules.windows import new_series
 if TYPE_CHECKING:
     from services.common.geo.registry import GeoRegistry
 
+log = get_logger(__name__)
+
 _reject = reject
 _RAIN = RainObservation.__pydantic_validator__
 _ASSESSMENT = HazardAssessment.__pydantic_validator__
+_ADVISORY = StormAdvisory.__pydantic_validator__
 
 
 class RainstormProcessor(Processor):
     """Everything a rain gauge's reports can say, per station (state keyed by station id).
 
     Per report: the CMA rainstorm signal (3/6/12 h), short-duration heavy rain (rolling
-    1 h) and, for automatic stations that report wind, the gale signal; each assessment
-    passes through the station's health (spikes, flat lines, staleness) so a faulty
-    sensor's reading alone cannot raise a warning (``detectors.health.downgrade``).
+    1 h) and, for automatic stations that report wind, the gale and typhoon signals; each
+    assessment passes through the station's health (spikes, flat lines, staleness) so a
+    faulty sensor's reading alone cannot raise a warning (``detectors.health.downgrade``).
+
+    Storm advisories (topic ``advisories``) are a *global* input (``Processor.global_topics``):
+    every instance keeps all of them in an ``AdvisoryBook``, whatever partitions of
+    ``obs.rain`` it owns. The typhoon forecast at a station depends only on (advisory,
+    station, ``step_s`` bucket) (``detectors.wind`` step 6), so it is computed once per
+    station and bucket and cached: the track's positions per (advisory, bucket), the
+    impact per (advisory, station, bucket). A station without a known position (no
+    registry) gets no forecast impact; its observed typhoon winds still count.
     """
 
     name: ClassVar[str] = "rules-rainstorm"
     topics: ClassVar[tuple[str, ...]] = (tn.OBS_RAIN,)
     outputs: ClassVar[tuple[str, ...]] = (tn.ASSESSMENTS, tn.OBS_REJECTED)
+    global_topics: ClassVar[tuple[str, ...]] = (tn.ADVISORIES,)
+
+    CACHED_BUCKETS: ClassVar[int] = 3
+    """buckets of forecast impacts kept: the current one and late reports' (lateness < step)"""
 
     def __init__(
         self,
         rules: tuple[RainstormRule, ...] = DEFAULT_RAINSTORM_RULES,
         allowed_lateness_s: int = 600,
         metrics: Metrics | None = None,
+        station_positions: Mapping[str, tuple[float, float]] | None = None,
+        wind: WindConfig = DEFAULT_WIND,
     ) -> None:
+        """``station_positions``: station id → (lon, lat), for the typhoon forecast."""
+        if not wind.shared_persistence:
+            msg = "wind: the rain processor folds a report once; gale and typhoon need the same persistence"
+            raise ValueError(msg)
         self.rules = rules
         self.allowed_lateness_s = allowed_lateness_s
         self.metrics = metrics or Metrics()
         self.shr_config = ShortHeavyRainConfig(allowed_lateness_s=allowed_lateness_s)
+        self.station_positions = dict(station_positions or {})
+        self.wind = wind
+        self.typhoon = wind.typhoon
+        self.advisories = AdvisoryBook(wind.typhoon)
+        self._cached_version = self.advisories.version
+        self._newest_bucket = -(2**62)
+        self._positions: dict[tuple[str, int, int], TrackPositions] = {}
+        self._impacts: dict[int, dict[tuple[str, int, str], ForecastImpact]] = {}
         # labelled children resolved once: .labels() costs more than the rule on the hot path
         self._processed = self.metrics.records_processed.labels(self.name)
         self._late = self.metrics.late_records.labels(self.name)
         self._assessed = {
             (hazard, level): self.metrics.assessments.labels(hazard, level)
-            for hazard in ("rainstorm", "short_heavy_rain", "gale")
+            for hazard in ("rainstorm", "short_heavy_rain", "gale", "typhoon")
             for level in ("none", "blue", "yellow", "orange", "red")
         }
 
+    def on_global(self, record: Record) -> None:
+        """File an advisory; a malformed one is logged and counted, never fatal."""
+        if record.topic != tn.ADVISORIES:
+            return
+        try:
+            advisory: StormAdvisory = _ADVISORY.validate_json(record.value)
+        except ValidationError as exc:
+            self.metrics.observations_rejected.labels("advisory_schema").inc()
+            log.warning("advisory rejected", key=record.key, offset=record.offset, error=str(exc).splitlines()[0])
+            return
+        self.advisories.add(advisory)
+
     def process(self, record: Record, state: StateStore) -> list[Emit]:
         # The detectors' cores and the assessment bytes directly: the same results as
-        # ``assess_rainstorm`` / ``assess_short_heavy_rain`` / ``assess_gale`` passed
+        # ``assess_rainstorm`` / ``assess_short_heavy_rain`` / ``assess_wind`` passed
         # through ``assess_health`` + ``downgrade`` and ``model_dump_json`` (checked in
         # tests/unit/rules_processors), at a fraction of the cost of the models.
         self._processed.inc()
@@ -136,24 +199,99 @@ class RainstormProcessor(Processor):
             ]
             emits.append(self._emit("short_heavy_rain", town, sid, when, shr.level, SHR_RULE_ID, found, status))
 
-        if obs.wind_mean_ms is not None:
-            gale = gale_level(station["wind"], end, obs.wind_mean_ms, obs.wind_gust_ms)
-            if gale is None:
-                self._late.inc()
-            else:
-                level, mean, gust = gale
-                winds: list[EvidenceDict] | None = None
-                if level != "none":
-                    force = BEAUFORT.force
-                    winds = [
-                        evidence(sid, "wind_mean_ms", mean),
-                        evidence(sid, "wind_mean_force", float(force(mean))),
-                        evidence(sid, "wind_gust_ms", gust),
-                        evidence(sid, "wind_gust_force", float(force(gust))),
-                    ]
-                emits.append(self._emit("gale", town, sid, when, level, GALE_RULE_ID, winds, status))
+        if obs.wind_mean_ms is not None or obs.wind_gust_ms is not None:
+            self._wind(emits, station["wind"], obs, end, town, sid, when, status)
         state[sid] = station
         return emits
+
+    def _wind(
+        self,
+        emits: list[Emit],
+        wind: Any,
+        obs: RainObservation,
+        end: int,
+        town: str,
+        sid: str,
+        when: str,
+        status: str,
+    ) -> None:
+        """Gale and typhoon (``detectors.wind.assess_wind``): one fold, two criteria."""
+        levels = wind_levels(wind, end, obs.wind_mean_ms, obs.wind_gust_ms, self.wind)
+        if levels is None:  # too late: neither is assessed (two detectors, two drops)
+            self._late.inc(2)
+            return
+        level, observed, mean, gust = levels
+        impacts: list[ForecastImpact] | None = None
+        book = self.advisories
+        if len(book):
+            begin = bucket_start(end, self.typhoon)
+            if begin > self._newest_bucket:  # event time moved on: keep the book bounded
+                self._newest_bucket = begin
+                book.prune(begin)
+            tracks = book.current(end)
+            if tracks:
+                impacts = self._forecast(tracks, sid, begin)
+        typhoon = typhoon_level(wind, end, impacts, self.typhoon, (observed, mean, gust))
+        if self.wind.gale_excludes_typhoon and typhoon.level != "none":
+            emits.append(self._emit("gale", town, sid, when, "none", GALE_EXCLUDED_RULE_ID, None, status))
+        else:
+            winds = self._wind_evidence(sid, mean, gust) if level != "none" else None
+            emits.append(self._emit("gale", town, sid, when, level, GALE_RULE_ID, winds, status))
+        found: list[EvidenceDict] | None = None
+        if typhoon.observed != "none":
+            found = self._wind_evidence(sid, typhoon.mean_ms, typhoon.gust_ms)
+        if typhoon.forecast is None:
+            emits.append(self._emit("typhoon", town, sid, when, typhoon.level, TYPHOON_RULE_ID, found, status))
+            return
+        onset, value, threshold, window_s = typhoon_forecast_evidence(sid, end, typhoon.forecast, self.typhoon)
+        found = [*(found or ()), evidence(sid, "forecast_wind_mean_ms", value, threshold, window_s, "forecast")]
+        onset_json = time_json(from_epoch_s(onset))
+        emits.append(
+            self._emit("typhoon", town, sid, when, typhoon.level, TYPHOON_RULE_ID, found, status, "Likely", onset_json)
+        )
+
+    @staticmethod
+    def _wind_evidence(sid: str, mean: float, gust: float) -> list[EvidenceDict]:
+        force = BEAUFORT.force
+        return [
+            evidence(sid, "wind_mean_ms", mean),
+            evidence(sid, "wind_mean_force", float(force(mean))),
+            evidence(sid, "wind_gust_ms", gust),
+            evidence(sid, "wind_gust_force", float(force(gust))),
+        ]
+
+    def _forecast(self, tracks: list[Track], sid: str, begin: int) -> list[ForecastImpact]:
+        """Each current track's impact at the station, cached per (advisory, station, bucket)."""
+        if self.advisories.version != self._cached_version:  # a new, corrected or pruned advisory
+            self._positions.clear()
+            self._impacts.clear()
+            self._cached_version = self.advisories.version
+        cache = self._impacts.get(begin)
+        if cache is None:
+            cache = self._impacts[begin] = {}
+            while len(self._impacts) > self.CACHED_BUCKETS:
+                oldest = min(self._impacts)
+                del self._impacts[oldest]
+                for stale in [k for k in self._positions if k[2] == oldest]:
+                    del self._positions[stale]
+        out: list[ForecastImpact] = []
+        for track in tracks:
+            key = (track.storm_id, track.issued_s, sid)
+            impact = cache.get(key)
+            if impact is None:
+                impact = cache[key] = self._impact(track, sid, begin)
+            out.append(impact)
+        return out
+
+    def _impact(self, track: Track, sid: str, begin: int) -> ForecastImpact:
+        where = self.station_positions.get(sid)
+        if where is None:
+            return NO_IMPACT
+        at_bucket = (track.storm_id, track.issued_s, begin)
+        positions = self._positions.get(at_bucket)
+        if positions is None:
+            positions = self._positions[at_bucket] = track_positions(track, begin, self.typhoon)
+        return forecast_impact(positions, where[0], where[1], begin, self.typhoon)
 
     def _emit(
         self,
@@ -165,19 +303,20 @@ class RainstormProcessor(Processor):
         rule_id: str,
         found: list[EvidenceDict] | None,
         health: str,
+        certainty: str = "Observed",
+        onset_json: str = "null",
     ) -> Emit:
         """One assessment after the station's health (``detectors.health.downgrade``)."""
-        certainty = "Observed"
         if health in FAULTY:
             found = [*(found or ()), evidence(sid, f"{SUPPRESSED_PREFIX}{health}", float(LEVEL_RANK[level]))]
-            level, certainty = "none", "Unlikely"
-        elif health == "stale":
+            level, certainty, onset_json = "none", "Unlikely", "null"
+        elif health == "stale" and certainty in ("Observed", "Likely"):
             certainty = "Possible"
         self._assessed[(hazard, level)].inc()
         return Emit(
             tn.ASSESSMENTS,
             f"{hazard}:{town}",
-            assessment_json(hazard, town, sid, when, level, rule_id, found, certainty),
+            assessment_json(hazard, town, sid, when, level, rule_id, found, certainty, onset_json),
         )
 
 
@@ -258,14 +397,20 @@ def rules_processors(
 ) -> list[Processor]:
     """The rules service's processors.
 
-    Without ``registry``: rain (rainstorm, SHR, gale) and the lifecycle, which waits for
-    ``rain_gauges_by_township`` on the rain keys. With it, also the radar nowcast, the
+    Without ``registry``: rain (rainstorm, SHR, gale, typhoon on observed winds only: no
+    station positions for the advisories' forecast) and the lifecycle, which waits for
+    ``rain_gauges_by_township`` on the rain keys. With it, the rain stations' positions
+    (typhoon forecast at each station), the radar nowcast, the
     geo-hazard points and the water gauges, each configured from its registry record, and
     the lifecycle's expected sources for every hazard from the same registry
     (``registry_config.expected_sources``); the rain gauges default to the registry's.
     """
     shared = metrics or Metrics()
-    processors: list[Processor] = [RainstormProcessor(allowed_lateness_s=allowed_lateness_s, metrics=shared)]
+    positions = {s.station_id: (s.lon, s.lat) for s in registry.stations_of("rain")} if registry is not None else {}
+    rain_processor = RainstormProcessor(
+        allowed_lateness_s=allowed_lateness_s, metrics=shared, station_positions=positions
+    )
+    processors: list[Processor] = [rain_processor]
     if registry is None:
         expected = expected_sources(rain_gauges_by_township or {})
     else:

@@ -159,7 +159,7 @@ def assert_every_observation_accounted_for(run: Run) -> None:
     processed = run.metric("earlywarn_records_processed_total", processor="rules-lifecycle")
     assessed = sum(
         run.metric("earlywarn_assessments_total", hazard=h, level=lv)
-        for h in ("rainstorm", "short_heavy_rain", "gale", "convection", "geohazard", "flood", "tide")
+        for h in ("rainstorm", "short_heavy_rain", "gale", "typhoon", "convection", "geohazard", "flood", "tide")
         for lv in ("none", "blue", "yellow", "orange", "red")
     )
     assert processed == assessed > 0  # the lifecycle saw every assessment

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 from services.cli import app
 from services.common.geo.registry import GeoRegistry, default_registry
 from services.common.metrics import Metrics
+from services.common.settings import RulesSettings
 from services.ingest.simulate.scenario import Scenario, find_scenario, load_scenario
 from services.scenario_run import RuleSet, RunResult, ScenarioRun, load_rule_set, scenario_processors, trim
 from services.skill import check_targets, scorecard_for
@@ -52,7 +54,11 @@ async def test_every_observation_is_accounted_for_and_a_quiet_day_warns_nobody(r
 
 async def test_lockstep_replay_is_deterministic_and_shadow_lanes_see_the_same_stream(registry: GeoRegistry) -> None:
     sc = scenario("convective-afternoon", 3.5, sample_fraction=0.3)
-    shadow = {"twin": scenario_processors(registry, Metrics(), RuleSet(name="twin"))}
+    held = RuleSet(name="held", lifecycle={"holds": [{"level": "yellow", "origin": "rules", "deadline_s": 600}]})
+    shadow = {
+        "twin": scenario_processors(registry, Metrics(), RuleSet(name="twin")),
+        "held": scenario_processors(registry, Metrics(), held),
+    }
     first = await replay(sc, registry, shadow=shadow)
     second = await replay(sc, registry)
     ids = [m.message_id for m in first.messages]
@@ -62,6 +68,13 @@ async def test_lockstep_replay_is_deterministic_and_shadow_lanes_see_the_same_st
     # an identical rule set in shadow produces exactly the active lane's warnings
     assert [m.message_id for m in first.shadow_messages["twin"]] == ids
     assert first.truth.to_json_text() == second.truth.to_json_text()
+    # a held message is scored as it was finally sent: released at its deadline, not dropped
+    held_lane = first.shadow_messages["held"]
+    released = [m for m in held_lane if m.approval == "released"]
+    assert released, "yellow rules warnings were held, then released when nobody approved them"
+    assert all(m.hold_deadline_at is not None for m in released)
+    still_held = [m for m in held_lane if m.approval == "held"]
+    assert all(m.hold_deadline_at is not None and m.hold_deadline_at > sc.end - timedelta(hours=1) for m in still_held)
 
 
 async def test_paced_replay_keeps_to_its_speed(registry: GeoRegistry) -> None:
@@ -83,6 +96,22 @@ def test_rule_set_file_errors_name_the_key(tmp_path: Path) -> None:
     unknown.write_text('name = "x"\nthreshold = 3\n')
     with pytest.raises(ValueError, match="threshold"):
         load_rule_set(unknown)
+
+
+def test_the_deployment_rule_set_comes_from_the_settings_and_a_bad_file_stops_the_worker(tmp_path: Path) -> None:
+    rules = RulesSettings(
+        allowed_lateness_s=300, warning_validity_s=7200, all_clear_quiet_s=5400, deescalate_dwell_s=900
+    )
+    policy = RuleSet.from_settings(rules).policy()
+    assert (policy.allowed_lateness_s, policy.validity_s) == (300, 7200)
+    assert (policy.all_clear_quiet_s, policy.deescalate_dwell_s) == (5400, 900)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[lifecycle]\nvalidity_s = 10\n')
+    # refused before any broker is contacted: the option and the key are named
+    result = CliRunner().invoke(app, ["rules", "--broker", "kafka://127.0.0.1:1", "--rule-set", str(bad)])
+    assert result.exit_code == 2
+    assert "--rule-set" in result.output
+    assert "validity_s" in result.output
 
 
 def test_cli_registry_scenarios_and_verify(tmp_path: Path) -> None:

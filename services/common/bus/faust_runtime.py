@@ -11,12 +11,20 @@
 4. Processing is at-least-once: faust commits offsets after processing, so a worker
    killed between a state write and the commit sees the record again. Processors are
    idempotent under that (see ``Processor.process``).
+5. Global topics (``Processor.global_topics``): what a faust ``GlobalTable`` does, without
+   its changelog format and its recovery loop with several workers (see the warning in
+   faust's ``GlobalTable`` docstring): an app task per processor reads every partition
+   from the beginning with a group-less consumer (``kafka_processor.GlobalReader``), up to
+   the end offsets before the agent handles its first event, then keeps following the
+   topics and hands records to ``on_global`` on the same event loop as the agent. Race:
+   an advisory produced just before an observation may reach ``on_global`` after it.
 
 faust is imported only here: domain code stays runtime-agnostic.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +32,11 @@ import faust
 from faust.types import EventT
 
 from services.common.bus.base import Emit, Record
+from services.common.bus.kafka_processor import GlobalReader
 from services.common.bus.processor import Processor
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
 
 
 class _TableState:
@@ -78,11 +90,37 @@ def build_app(
         broker_rebalance_timeout=20.0,
     )
     for processor in processors:
-        _register(app, processor, partitions, namespace)
+        _register(app, processor, partitions, namespace, bootstrap)
     return app
 
 
-def _register(app: faust.App, processor: Processor, partitions: int, namespace: str) -> None:
+def _global_input(
+    app: faust.App, processor: Processor, partitions: int, namespace: str, bootstrap: str
+) -> asyncio.Event:
+    """An app task feeding ``processor.on_global``; the event is set once caught up."""
+    ready = asyncio.Event()
+    reader = GlobalReader(bootstrap, processor.global_topics, namespace, processor, create_partitions=partitions)
+
+    async def follow_global_topics() -> None:
+        try:
+            await reader.start()
+            ready.set()
+            while True:
+                await reader.poll(500)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("global topics reader failed", processor=processor.name)
+            raise
+        finally:
+            await reader.stop()
+
+    follow_global_topics.__name__ = follow_global_topics.__qualname__ = f"globals_{processor.name.replace('-', '_')}"
+    app.task(follow_global_topics)
+    return ready
+
+
+def _register(app: faust.App, processor: Processor, partitions: int, namespace: str, bootstrap: str) -> None:
     table = app.Table(
         f"{processor.name}-state",
         default=None,
@@ -99,8 +137,11 @@ def _register(app: faust.App, processor: Processor, partitions: int, namespace: 
         for t in processor.outputs
     }
     state = _TableState(table)
+    globals_ready = _global_input(app, processor, partitions, namespace, bootstrap) if processor.global_topics else None
 
     async def agent(stream: Any) -> None:
+        if globals_ready is not None:
+            await globals_ready.wait()  # every global record published before start is applied
         event: EventT[Any]
         async for event in stream.events():
             message = event.message

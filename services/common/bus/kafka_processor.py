@@ -17,6 +17,15 @@ Same contract as faust's tables, with every step in our hands:
 5. A worker killed anywhere in (4) leaves its input uncommitted: the next owner replays it
    against state that is at least as new as the last commit, which the processors'
    idempotence makes harmless (see ``Processor.process``).
+6. Global topics (``Processor.global_topics``, e.g. storm advisories): a second consumer
+   *without* a group, every partition assigned, from the earliest offset (the topic is its
+   own changelog, like a faust GlobalTable). Before the group consumer starts, it reads
+   up to the end offsets taken at start, so a (re)started worker knows every advisory
+   published before it came up. Then, under the batch lock and after each input batch is
+   fetched, whatever it has fetched meanwhile goes to ``on_global`` before the batch is
+   processed. Race: an advisory produced just before an observation may still be in
+   flight when that observation's batch is fetched; it is then applied to the next batch
+   (the observation was judged with the previous advisory, as if it had arrived later).
 """
 
 from __future__ import annotations
@@ -74,6 +83,99 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka s
             await self.runner.restore({tp.partition for tp in assigned})
 
 
+class GlobalReader:
+    """Every partition of some topics, from the beginning, outside any consumer group."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        namespace: str,
+        processor: Processor,
+        create_partitions: int | None = None,
+    ) -> None:
+        """``create_partitions``: create a missing topic with this many partitions (else wait for it)."""
+        self.bootstrap = bootstrap
+        self.create_partitions = create_partitions
+        self.topics = [f"{namespace}{t}" for t in topics]
+        self.namespace = namespace
+        self.processor = processor
+        self.read = 0
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        """Assign every partition, seek to the beginning and read up to the end offsets."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        self._consumer = consumer
+        tps = [
+            TopicPartition(topic, p) for topic, count in (await self._partition_counts()).items() for p in range(count)
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        behind = {tp for tp in tps if ends[tp] > 0}
+        while behind:
+            batches = await consumer.getmany(*behind, timeout_ms=500)
+            self._apply(batches)
+            for tp in list(behind):
+                if await consumer.position(tp) >= ends[tp]:
+                    behind.discard(tp)
+        log.info("global topics read", processor=self.processor.name, topics=self.topics, records=self.read)
+
+    async def _partition_counts(self) -> dict[str, int]:
+        """Partitions of each global topic (metadata may lag a topic just created: retried)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            if self.create_partitions is not None:
+                missing = set(self.topics) - set(await admin.list_topics())
+                if missing:
+                    with contextlib.suppress(TopicAlreadyExistsError):
+                        await admin.create_topics(
+                            [NewTopic(t, num_partitions=self.create_partitions, replication_factor=1) for t in missing]
+                        )
+            for attempt in range(1, 21):
+                described = await admin.describe_topics(self.topics)
+                counts = {t["topic"]: len(t["partitions"]) for t in described if t.get("error_code", 0) == 0}
+                if all(counts.get(t) for t in self.topics):
+                    return counts
+                await asyncio.sleep(0.1 * attempt)
+        finally:
+            await admin.close()
+        msg = f"global topics {self.topics}: no partition metadata"
+        raise RuntimeError(msg)
+
+    async def drain(self) -> None:
+        """Apply whatever has been fetched since the last call (no waiting)."""
+        while await self.poll(0):
+            pass
+
+    async def poll(self, timeout_ms: int) -> int:
+        """Wait up to ``timeout_ms`` for records and apply them; how many there were."""
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms)
+        before = self.read
+        self._apply(batches)
+        return self.read - before
+
+    def _apply(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        for tp, messages in batches.items():
+            topic = tp.topic.removeprefix(self.namespace)
+            for m in messages:
+                key = m.key.decode("utf-8") if m.key is not None else None
+                record = Record(topic, tp.partition, m.offset, key, m.value or b"", m.timestamp)
+                self.processor.on_global(record)
+                self.read += 1
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+
 class KafkaProcessorRunner:
     def __init__(
         self,
@@ -94,6 +196,7 @@ class KafkaProcessorRunner:
         self._pending: dict[TopicPartition, int] = {}
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._global: GlobalReader | None = None
         self.processed = 0
         self.lock = asyncio.Lock()
 
@@ -104,7 +207,7 @@ class KafkaProcessorRunner:
             existing = set(await admin.list_topics())
             wanted = [
                 NewTopic(f"{self.namespace}{t}", num_partitions=self.partitions, replication_factor=1)
-                for t in (*self.processor.topics, *self.processor.outputs)
+                for t in (*self.processor.topics, *self.processor.outputs, *self.processor.global_topics)
             ]
             wanted.append(
                 NewTopic(
@@ -219,6 +322,13 @@ class KafkaProcessorRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._ensure_topics()
+        if self.processor.global_topics:
+            self._global = GlobalReader(self.bootstrap, self.processor.global_topics, self.namespace, self.processor)
+            try:
+                await self._global.start()
+            except BaseException:
+                await self._global.stop()
+                raise
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=2
         )
@@ -247,6 +357,8 @@ class KafkaProcessorRunner:
                         # a partition whose restore failed in the rebalance callback (e.g. the
                         # changelog not yet in metadata) is restored now, never skipped
                         await self.restore({tp.partition for tp in owned if tp.partition not in self.state})
+                        if self._global is not None:
+                            await self._global.drain()
                         await self._handle(owned)
                         await self.flush_and_commit()
         finally:
@@ -256,6 +368,8 @@ class KafkaProcessorRunner:
             finally:
                 await self._consumer.stop()
                 await self._producer.stop()
+                if self._global is not None:
+                    await self._global.stop()
 
 
 async def run_processors(

@@ -23,14 +23,14 @@ from services.rules.detectors.short_heavy_rain import (
     assess_short_heavy_rain,
     assess_short_heavy_rain_forecast,
 )
-from services.rules.detectors.wind import StormForecast, WindConfig, assess_gale, assess_typhoon, assess_wind
+from services.rules.detectors.wind import AdvisoryBook, WindConfig, assess_gale, assess_typhoon, assess_wind
 
 __all__ = [
+    "AdvisoryBook",
     "ConvectionConfig",
     "GeoHazardPointThresholds",
     "SensorHealth",
     "ShortHeavyRainConfig",
-    "StormForecast",
     "TownshipPoints",
     "WaterGaugeConfig",
     "WindConfig",

@@ -35,13 +35,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.advisory import AdvisoryPoint, StormAdvisory
 from schemas.common import LEVEL_RANK
 from schemas.observations import RainObservation
 from services.rules.detectors.common import KM_PER_DEG_LON_EQUATOR
 from services.rules.detectors.wind import (
     BEAUFORT,
-    StormForecast,
-    StormForecastPoint,
     WindProfile,
     assess_gale,
     assess_typhoon,
@@ -143,12 +142,12 @@ def test_gale_evidence_names_forces() -> None:
     }
 
 
-def storm_arriving(hours: float, vmax_ms: float = 40.0, speed_kmh: float = 20.0) -> StormForecast:
+def storm_arriving(hours: float, vmax_ms: float = 40.0, speed_kmh: float = 20.0) -> StormAdvisory:
     points = []
     for t in range(-6, 73, 6):
         lon = STATION_LON + speed_kmh * (hours - t) / KM_LON
-        points.append(StormForecastPoint(at=T0 + timedelta(hours=t), lon=lon, lat=STATION_LAT, vmax_ms=vmax_ms))
-    return StormForecast(storm_id="0608-SAOMAI", issued_at=T0, points=tuple(points))
+        points.append(AdvisoryPoint(at=T0 + timedelta(hours=t), lon=lon, lat=STATION_LAT, vmax_ms=vmax_ms))
+    return StormAdvisory(storm_id="0608-SAOMAI", name="Saomai", issued_at=T0, points=tuple(points))
 
 
 @pytest.mark.parametrize(
@@ -209,7 +208,7 @@ def test_typhoon_track_in_the_past_gives_nothing_to_forecast() -> None:
         pytest.param(storm_arriving(40.0), "none", "yellow", id="typhoon-supersedes-gale"),
     ],
 )
-def test_wind_gale_excludes_typhoon(forecast: StormForecast | None, expected_gale: str, expected_typhoon: str) -> None:
+def test_wind_gale_excludes_typhoon(forecast: StormAdvisory | None, expected_gale: str, expected_typhoon: str) -> None:
     state = new_wind_state()
     out = []
     for minute in (0, 1):
@@ -221,7 +220,7 @@ def test_wind_gale_excludes_typhoon(forecast: StormForecast | None, expected_gal
 def test_forecast_points_must_be_chronological() -> None:
     points = storm_arriving(4.0).points
     with pytest.raises(ValueError, match="increasing time"):
-        StormForecast(storm_id="x", issued_at=T0, points=(points[1], points[0]))
+        StormAdvisory(storm_id="x", name="x", issued_at=T0, points=(points[1], points[0]))
 
 
 def test_rankine_profile_shape() -> None:
@@ -243,7 +242,7 @@ def test_property_beaufort_monotone_and_consistent(speed: float, more: float) ->
 def test_property_nearer_storm_never_lowers_typhoon_level(arrival_h: float, sooner_h: float) -> None:
     def level(hours: float) -> str:
         result = assess_typhoon(
-            aws(0, None, None), new_wind_state(), TOWN, STATION_LON, STATION_LAT, storm_arriving(hours)
+            aws(0, 3.0, 5.0), new_wind_state(), TOWN, STATION_LON, STATION_LAT, storm_arriving(hours)
         )
         assert result is not None
         return result.level

@@ -1,15 +1,18 @@
 """The rain processor's fast path gives what the model-based detectors give, byte for byte.
 
 ``RainstormProcessor.process`` calls the detectors' cores (``rainstorm_level``,
-``short_heavy_rain_level``, ``gale_level``, ``health.judge``) and writes the assessment JSON
-itself (``services.rules.encode``). The reference here is the composition it replaced:
-``assess_health`` → ``assess_rainstorm`` / ``assess_short_heavy_rain`` / ``assess_gale`` →
-``downgrade`` → ``model_dump_json``. Streams are generated: several gauges, late and
+``short_heavy_rain_level``, ``gale_level``, ``typhoon_level``, ``health.judge``) and writes
+the assessment JSON itself (``services.rules.encode``). The reference here is the
+composition it replaced: ``assess_health`` → ``assess_rainstorm`` /
+``assess_short_heavy_rain`` / ``assess_wind`` (gale + typhoon, with the advisories current
+at the report: ``AdvisoryBook.current``) → ``downgrade`` → ``model_dump_json``. Typhoon
+streams with advisories: ``test_typhoon_fast_path.py``. Streams are generated: several gauges, late and
 out-of-order reports, redeliveries with other values, spikes, stuck values, wind.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import topics
+from schemas.advisory import StormAdvisory
 from schemas.assessment import Evidence, HazardAssessment
 from schemas.observations import RainObservation
 from services.common.bus.base import Emit
@@ -32,7 +36,7 @@ from services.rules.detectors.rainstorm import (
     rainstorm_level,
 )
 from services.rules.detectors.short_heavy_rain import ShortHeavyRainConfig, assess_short_heavy_rain, new_gauge_state
-from services.rules.detectors.wind import assess_gale, new_wind_state
+from services.rules.detectors.wind import AdvisoryBook, assess_wind, new_wind_state
 from services.rules.encode import assessment_json, evidence, time_json
 from services.rules.processors import RainstormProcessor
 from services.rules.windows import Series, add_report, evict_before, new_series, newest, window_sums
@@ -42,9 +46,17 @@ T0 = datetime(2019, 8, 9, 12, 0, tzinfo=UTC)
 TOWN = "330324100"
 
 
-def reference_emits(observations: list[RainObservation], lateness: int = 600) -> tuple[list[list[Emit]], int]:
+def reference_emits(
+    observations: list[RainObservation],
+    lateness: int = 600,
+    advisories: Sequence[StormAdvisory] = (),
+    positions: Mapping[str, tuple[float, float]] | None = None,
+) -> tuple[list[list[Emit]], int]:
     """What ``RainstormProcessor`` emitted before its fast path, and how many drops it counted."""
     shr_config = ShortHeavyRainConfig(allowed_lateness_s=lateness)
+    book = AdvisoryBook()
+    for advisory in advisories:
+        book.add(advisory)
     stations: dict[str, dict[str, Any]] = {}
     out: list[list[Emit]] = []
     late = 0
@@ -63,8 +75,11 @@ def reference_emits(observations: list[RainObservation], lateness: int = 600) ->
             assess_rainstorm(obs, station["rainstorm"], TOWN, DEFAULT_RAINSTORM_RULES, lateness),
             assess_short_heavy_rain(obs, station["shr"], TOWN, shr_config),
         ]
-        if obs.wind_mean_ms is not None:
-            found.append(assess_gale(obs, station["wind"], TOWN))
+        if obs.wind_mean_ms is not None or obs.wind_gust_ms is not None:
+            lon, lat = (positions or {}).get(obs.station_id, (0.0, 0.0))
+            at = int(obs.observed_at.timestamp())
+            wind = assess_wind(obs, station["wind"], TOWN, lon, lat, book.current(at))
+            found.extend(wind or [None, None])  # gale and typhoon, or both too late
         emits: list[Emit] = []
         for raw in found:
             if raw is None:
