@@ -60,11 +60,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
+from pydantic import Field, model_validator
 from scipy import ndimage  # type: ignore[import-untyped]  # scipy ships no type information
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]  # as above
 
@@ -85,6 +86,7 @@ RULE_ID = "radar-convection-nowcast"
 SHR_RULE_ID = "radar-shr-nowcast"
 
 _INFEASIBLE = 1.0e9
+_TWO_LN2 = 2.0 * math.log(2.0)
 
 
 # ── configuration ─────────────────────────────────────────────────────────────────────────
@@ -94,15 +96,57 @@ class CellIdentification(FrozenConfig):
     cell_threshold_dbz: float = Field(default=35.0, description="§4.1 [K] TITAN-style cell threshold")
     core_threshold_dbz: float = Field(default=45.0, description="§4.1 [D] strong-convection core")
     min_area_km2: float = Field(default=10.0, ge=0.0, description="[A] smaller echoes are speckle or clutter")
+    max_cell_area_km2: float | None = Field(
+        default=1000.0,
+        gt=0.0,
+        description="[A] a larger echo area (≈ 36 km across) is organised or stratiform rain, not one cell: "
+        "only its cores on the ``core_ladder_dbz`` are tracked. None: never split",
+    )
+    core_ladder_dbz: tuple[float, ...] = Field(
+        default=(45.0, 50.0, 55.0), description="§4.1/§4.3 SCIT ladder above the cell threshold, ascending"
+    )
     max_cells: int = Field(default=400, ge=1, le=999, description="largest kept; bounds state and track ids")
+    peak_window_px: int = Field(
+        default=3,
+        ge=1,
+        description="[A] a cell's max dBZ is the highest mean over this many pixels square: the single "
+        "highest pixel of a noisy scan overstates the peak by a few dB",
+    )
+
+    @model_validator(mode="after")
+    def _ladder_ascends(self) -> CellIdentification:
+        rungs = (self.cell_threshold_dbz, *self.core_ladder_dbz)
+        if any(b <= a for a, b in pairwise(rungs)):
+            msg = "core_ladder_dbz must ascend from above cell_threshold_dbz"
+            raise ValueError(msg)
+        return self
 
 
 class TrackingConfig(FrozenConfig):
     max_speed_kmh: float = Field(default=120.0, gt=0.0, description="[A] implausible above (§4.6: 30–60 typical)")
     history_scans: int = Field(default=6, ge=2, description="positions kept per track for the velocity fit")
+    history_s: int = Field(
+        default=1800,
+        ge=0,
+        description="…and at least this far back (up to ``max_history_scans``), so a 1-min X-band track "
+        "fits its velocity over as long a baseline as a 6-min S-band one",
+    )
+    max_history_scans: int = Field(default=31, ge=2, description="bounds the state of fast-scanning radars")
     max_missed_scans: int = Field(default=2, ge=0, description="a track unmatched for more scans is pruned")
     max_trend_dbz_per_10min: float = Field(default=5.0, ge=0.0, description="[A] cap on the intensity trend")
     max_tracks: int = Field(default=400, ge=1)
+    centroid_sigma_km: float = Field(
+        default=0.5, ge=0.0, description="[A] floor on the centroid scatter: half a 1-km pixel (quantisation, noise)"
+    )
+    motion_error_kmh: float = Field(
+        default=5.0, ge=0.0, description="[A] velocity error a clean fit still has: storms turn and propagate"
+    )
+    steering_error_kmh: float = Field(
+        default=10.0, ge=0.0, description="[A] a new cell may not move with the mean flow of its neighbours"
+    )
+    unknown_motion_kmh: float = Field(
+        default=20.0, ge=0.0, description="[A] no track and no steering flow: §4.6 storms move 30–60 km/h"
+    )
 
 
 class ZRCoefficients(FrozenConfig):
@@ -116,18 +160,21 @@ class ZRCoefficients(FrozenConfig):
 class ConvectionLevels(FrozenConfig):
     """Forecast reflectivity per level [A], on the §4.1 ladder."""
 
-    blue_dbz: float = 40.0
+    blue_dbz: float | None = Field(
+        default=None, description="40 dBZ is moderate rain, not convection (§4.1); None: no blue level"
+    )
     yellow_dbz: float = 45.0
     orange_dbz: float = 50.0
     red_dbz: float = 55.0
 
     def highest_first(self) -> tuple[tuple[LevelOrNone, float], ...]:
-        return (
+        ladder: tuple[tuple[LevelOrNone, float | None], ...] = (
             ("red", self.red_dbz),
             ("orange", self.orange_dbz),
             ("yellow", self.yellow_dbz),
             ("blue", self.blue_dbz),
         )
+        return tuple((level, dbz) for level, dbz in ladder if dbz is not None)
 
     def level_for(self, dbz: float) -> tuple[LevelOrNone, float | None]:
         for level, threshold in self.highest_first():
@@ -139,7 +186,12 @@ class ConvectionLevels(FrozenConfig):
 class NowcastConfig(FrozenConfig):
     horizon_s: int = Field(default=5400, gt=0, description="90 min: 60-min lead (§4.5) plus slack")
     step_s: int = Field(default=300, gt=0)
-    township_radius_km: float = Field(default=2.0, ge=0.0, description="[A] a township is a disc, not a point")
+    township_radius_km: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="a township is its reference point, where its events are defined (truth, verification); "
+        "position uncertainty is modelled explicitly (``TrackingConfig``), not by a fixed margin",
+    )
     max_growth_dbz: float = Field(default=5.0, ge=0.0, description="[A] total extrapolated growth cap")
     max_decay_dbz: float = Field(default=15.0, ge=0.0, description="[A] total extrapolated decay cap")
 
@@ -172,6 +224,8 @@ class Cell:
     max_dbz: float
     core_area_km2: float
     bbox: tuple[int, int, int, int]
+    threshold_dbz: float = 35.0
+    """The rung it was identified at: the cell threshold, or a core rung for a split area."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +244,9 @@ class Track:
     trend_dbz_per_10min: float
     scans: int
     motion: Literal["track", "steering", "none"]
+    threshold_dbz: float = 35.0
+    velocity_sigma_kmh: float = 0.0
+    """Standard deviation of each velocity component: fit error and ``motion_error_kmh``."""
 
     @property
     def speed_kmh(self) -> float:
@@ -273,16 +330,101 @@ def identify_cells(
     cell_deg: float,
     config: CellIdentification = DEFAULT_CELLS,
 ) -> list[Cell]:
-    """Connected areas ≥ ``cell_threshold_dbz`` of at least ``min_area_km2`` (row 0 = south)."""
+    """Cells ≥ ``cell_threshold_dbz`` of at least ``min_area_km2`` (row 0 = south); an area
+    over ``max_cell_area_km2`` is replaced by its cores, one rung up the ladder at a time."""
     grid = np.asarray(dbz_grid, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         mask = grid >= config.cell_threshold_dbz
     if not mask.any():
         return []
-    labels, count = ndimage.label(mask, structure=_EIGHT_CONNECTED)
-    n_rows = grid.shape[0]
-    row_lat = origin_lat + (np.arange(n_rows) + 0.5) * cell_deg
+    row_lat = origin_lat + (np.arange(grid.shape[0]) + 0.5) * cell_deg
     row_area_km2 = (cell_deg * KM_PER_DEG_LAT) * (cell_deg * KM_PER_DEG_LON_EQUATOR * np.cos(np.radians(row_lat)))
+    rungs = (config.cell_threshold_dbz, *config.core_ladder_dbz)
+    peak_grid = grid
+    if config.peak_window_px > 1:
+        # no echo counts as the threshold, so the mean at a cell's rim is not dragged below it
+        filled = np.where(mask, grid, config.cell_threshold_dbz)
+        peak_grid = ndimage.uniform_filter(filled, size=config.peak_window_px, mode="nearest")
+    found: list[tuple[_Blob, float]] = []
+    _split(grid, peak_grid, mask, row_area_km2, (0, 0), rungs, 0, config, found)
+    if len(found) > config.max_cells:
+        keep = sorted(sorted(range(len(found)), key=lambda i: -found[i][0].area_km2)[: config.max_cells])
+        found = [found[i] for i in keep]
+    return [
+        Cell(
+            lon=float(origin_lon + (blob.col + 0.5) * cell_deg),
+            lat=float(origin_lat + (blob.row + 0.5) * cell_deg),
+            area_km2=blob.area_km2,
+            max_dbz=blob.max_dbz,
+            core_area_km2=blob.core_area_km2,
+            bbox=blob.bbox,
+            threshold_dbz=threshold,
+        )
+        for blob, threshold in found
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Blob:
+    """One connected echo area in grid coordinates (``row``/``col``: mean pixel index)."""
+
+    row: float
+    col: float
+    area_km2: float
+    max_dbz: float
+    core_area_km2: float
+    bbox: tuple[int, int, int, int]
+
+
+def _split(
+    grid: FloatArray,
+    peak_grid: FloatArray,
+    mask: npt.NDArray[np.bool_],
+    row_area_km2: FloatArray,
+    offset: tuple[int, int],
+    rungs: tuple[float, ...],
+    rung: int,
+    config: CellIdentification,
+    out: list[tuple[_Blob, float]],
+) -> None:
+    """Append the cells of ``mask`` (a window of the grid at ``offset``) identified at ``rungs[rung]``.
+
+    A component over ``max_cell_area_km2`` is not a cell: its pixels ≥ the next rung are
+    labelled again inside its bounding box (SCIT's nested thresholds, §4.3), so a typhoon
+    rain shield becomes its embedded convective cores and the stratiform rest is left to
+    the gauges. At the top rung an oversized core is kept as it is.
+    """
+    labels, count = ndimage.label(mask, structure=_EIGHT_CONNECTED)
+    if count == 0:
+        return
+    blobs = _blob_stats(grid, peak_grid, mask, labels, count, row_area_km2, offset, config.core_threshold_dbz)
+    boxes = ndimage.find_objects(labels)
+    cap = config.max_cell_area_km2
+    for label, blob in enumerate(blobs, start=1):
+        if blob.area_km2 < config.min_area_km2:
+            continue
+        if cap is None or blob.area_km2 <= cap or rung + 1 >= len(rungs):
+            out.append((blob, rungs[rung]))
+            continue
+        rows, cols = boxes[label - 1]
+        window = grid[rows, cols]
+        with np.errstate(invalid="ignore"):
+            inner = (labels[rows, cols] == label) & (window >= rungs[rung + 1])
+        origin = (offset[0] + rows.start, offset[1] + cols.start)
+        _split(window, peak_grid[rows, cols], inner, row_area_km2[rows], origin, rungs, rung + 1, config, out)
+
+
+def _blob_stats(
+    grid: FloatArray,
+    peak_grid: FloatArray,
+    mask: npt.NDArray[np.bool_],
+    labels: npt.NDArray[np.int32],
+    count: int,
+    row_area_km2: FloatArray,
+    offset: tuple[int, int],
+    core_dbz: float,
+) -> list[_Blob]:
+    """Per label (1…count): centroid, area, max, core area (≥ ``core_dbz``), bbox, in grid indices."""
     # per-label sums over the echo pixels only, in raster order (as a whole-grid bincount adds them)
     rows_idx, cols_idx = np.nonzero(mask)
     flat = labels[rows_idx, cols_idx]
@@ -292,29 +434,25 @@ def identify_cells(
     area = np.bincount(flat, weights=pixel_area, minlength=count + 1)
     row_sum = np.bincount(flat, weights=rows_idx, minlength=count + 1)
     col_sum = np.bincount(flat, weights=cols_idx, minlength=count + 1)
-    core = values >= config.core_threshold_dbz
-    core_area = np.bincount(flat, weights=pixel_area * core, minlength=count + 1)
+    core_area = np.bincount(flat, weights=pixel_area * (values >= core_dbz), minlength=count + 1)
     label_max = np.full(count + 1, -np.inf)
-    np.maximum.at(label_max, flat, values)
-    peak = label_max[1:]
+    np.maximum.at(label_max, flat, peak_grid[rows_idx, cols_idx])
     boxes = ndimage.find_objects(labels)
-    keep = [label for label in range(1, count + 1) if area[label] >= config.min_area_km2]
-    if len(keep) > config.max_cells:
-        keep = sorted(sorted(keep, key=lambda label: -area[label])[: config.max_cells])
-    cells: list[Cell] = []
-    for label in keep:
+    r0, c0 = offset
+    out: list[_Blob] = []
+    for label in range(1, count + 1):
         box = boxes[label - 1]
-        cells.append(
-            Cell(
-                lon=float(origin_lon + (col_sum[label] / counts[label] + 0.5) * cell_deg),
-                lat=float(origin_lat + (row_sum[label] / counts[label] + 0.5) * cell_deg),
+        out.append(
+            _Blob(
+                row=float(r0 + row_sum[label] / counts[label]),
+                col=float(c0 + col_sum[label] / counts[label]),
                 area_km2=float(area[label]),
-                max_dbz=float(peak[label - 1]),
+                max_dbz=float(label_max[label]),
                 core_area_km2=float(core_area[label]),
-                bbox=(int(box[0].start), int(box[0].stop), int(box[1].start), int(box[1].stop)),
+                bbox=(r0 + int(box[0].start), r0 + int(box[0].stop), c0 + int(box[1].start), c0 + int(box[1].stop)),
             )
         )
-    return cells
+    return out
 
 
 # ── 2. tracking ───────────────────────────────────────────────────────────────────────────
@@ -337,31 +475,50 @@ def _slope_per_s(t: FloatArray, values: FloatArray) -> float:
     return 0.0 if denominator == 0.0 else float((dt * (values - values.mean())).sum() / denominator)
 
 
-def _motion(record: dict[str, Any], config: TrackingConfig) -> tuple[float, float, float]:
-    """Velocity (u, v km/h) and trend (dBZ/10 min) fitted over the record's history."""
+def _motion(record: dict[str, Any], config: TrackingConfig) -> tuple[float, float, float, float]:
+    """Velocity (u, v km/h), trend (dBZ/10 min) and velocity σ (km/h) fitted over the history.
+
+    σ per component is the standard error of the least-squares slope, from the fit's
+    residual scatter (at least ``centroid_sigma_km``), combined with ``motion_error_kmh``.
+    """
     t = np.asarray(record["t"], dtype=np.float64)
     if t.size < 2:
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, math.inf
     x, y = _xy_km(np.asarray(record["lon"]), np.asarray(record["lat"]), record["lon"][-1], record["lat"][-1])
     u = _slope_per_s(t, x) * 3600.0
     v = _slope_per_s(t, y) * 3600.0
     trend = _slope_per_s(t, np.asarray(record["max_dbz"], dtype=np.float64)) * 600.0
     cap = config.max_trend_dbz_per_10min
-    return u, v, max(-cap, min(cap, trend))
+    t_h = (t - t.mean()) / 3600.0
+    spread_h2 = float((t_h * t_h).sum())
+    scatter_km2 = config.centroid_sigma_km**2
+    if t.size > 2:
+        fit_x = x - x.mean() - u * t_h
+        fit_y = y - y.mean() - v * t_h
+        scatter_km2 = max(scatter_km2, float((fit_x * fit_x + fit_y * fit_y).sum()) / (2 * (t.size - 2)))
+    sigma = math.sqrt(scatter_km2 / spread_h2 + config.motion_error_kmh**2)
+    return u, v, max(-cap, min(cap, trend)), sigma
 
 
-def _steering(records: list[dict[str, Any]], config: TrackingConfig) -> tuple[float, float] | None:
+def _steering(records: list[dict[str, Any]], config: TrackingConfig) -> tuple[float, float, float] | None:
+    """Mean velocity of the established tracks and its σ (their spread and ``steering_error_kmh``)."""
     established = [_motion(r, config)[:2] for r in records if len(r["t"]) >= 2]
     if not established:
         return None
-    return float(np.mean([u for u, _ in established])), float(np.mean([v for _, v in established]))
+    us = np.array([u for u, _ in established])
+    vs = np.array([v for _, v in established])
+    spread2 = float(us.var() + vs.var()) / 2.0
+    return float(us.mean()), float(vs.mean()), math.sqrt(spread2 + config.steering_error_kmh**2)
 
 
-def _as_track(record: dict[str, Any], steering: tuple[float, float] | None, config: TrackingConfig) -> Track:
-    u, v, trend = _motion(record, config)
+def _as_track(record: dict[str, Any], steering: tuple[float, float, float] | None, config: TrackingConfig) -> Track:
+    u, v, trend, sigma = _motion(record, config)
     motion: Literal["track", "steering", "none"] = "track"
     if len(record["t"]) < 2:
-        motion, (u, v) = ("steering", steering) if steering is not None else ("none", (0.0, 0.0))
+        if steering is not None:
+            motion, (u, v, sigma) = "steering", steering
+        else:
+            motion, (u, v, sigma) = "none", (0.0, 0.0, config.unknown_motion_kmh)
     return Track(
         track_id=int(record["id"]),
         scan_s=int(record["t"][-1]),
@@ -375,7 +532,17 @@ def _as_track(record: dict[str, Any], steering: tuple[float, float] | None, conf
         trend_dbz_per_10min=trend,
         scans=int(record["scans"]),
         motion=motion,
+        threshold_dbz=float(record.get("threshold_dbz", 35.0)),
+        velocity_sigma_kmh=sigma,
     )
+
+
+def _history_start(times: list[int], config: TrackingConfig) -> int:
+    """Index of the oldest position kept: the last ``history_scans``, or all within ``history_s``."""
+    newest = times[-1]
+    by_time = next(i for i, t in enumerate(times) if newest - t <= config.history_s)
+    start = min(max(0, len(times) - config.history_scans), by_time)
+    return max(start, len(times) - config.max_history_scans)
 
 
 def current_tracks(state: dict[str, Any], config: TrackingConfig = DEFAULT_TRACKING) -> list[Track]:
@@ -421,7 +588,6 @@ def track_cells(
         for i, j in zip(track_idx.tolist(), cell_idx.tolist(), strict=True):
             if cost[i, j] < _INFEASIBLE:
                 matched_cell_for[i] = j
-    keep = config.history_scans
     survivors: list[dict[str, Any]] = []
     for i, record in enumerate(records):
         j = matched_cell_for.get(i)
@@ -430,15 +596,18 @@ def track_cells(
                 survivors.append({**record, "missed": record["missed"] + 1})
             continue
         cell = cells[j]
+        times = [*record["t"], scan_s]
+        keep = _history_start(times, config)
         survivors.append(
             {
                 "id": record["id"],
-                "t": [*record["t"], scan_s][-keep:],
-                "lon": [*record["lon"], cell.lon][-keep:],
-                "lat": [*record["lat"], cell.lat][-keep:],
-                "max_dbz": [*record["max_dbz"], cell.max_dbz][-keep:],
+                "t": times[keep:],
+                "lon": [*record["lon"], cell.lon][keep:],
+                "lat": [*record["lat"], cell.lat][keep:],
+                "max_dbz": [*record["max_dbz"], cell.max_dbz][keep:],
                 "area_km2": cell.area_km2,
                 "core_area_km2": cell.core_area_km2,
+                "threshold_dbz": cell.threshold_dbz,
                 "bbox": list(cell.bbox),
                 "scans": record["scans"] + 1,
                 "missed": 0,
@@ -456,6 +625,7 @@ def track_cells(
                     "max_dbz": [cell.max_dbz],
                     "area_km2": cell.area_km2,
                     "core_area_km2": cell.core_area_km2,
+                    "threshold_dbz": cell.threshold_dbz,
                     "bbox": list(cell.bbox),
                     "scans": 1,
                     "missed": 0,
@@ -507,7 +677,6 @@ def nowcast_swaths(
         base_s = max((t.scan_s for t in tracks), default=0)
     offsets = np.arange(0, horizon_s + 1, step_s, dtype=np.int64)
     n_towns, n_steps = len(township_codes), offsets.size
-    threshold = config.cells.cell_threshold_dbz
     if not tracks or n_towns == 0:
         empty = np.full((n_towns, n_steps), np.nan)
         return SwathForecast(
@@ -525,9 +694,15 @@ def nowcast_swaths(
     change = np.clip(change, -config.nowcast.max_decay_dbz, config.nowcast.max_growth_dbz)
     peak = np.array([t.max_dbz for t in tracks])[:, None] + change  # (N, K)
     radius = np.sqrt(np.array([t.area_km2 for t in tracks]) / math.pi)[:, None, None]
+    threshold = np.array([t.threshold_dbz for t in tracks])[:, None, None]
+    # position σ (km, per axis) grows with lead; the median distance of the true centre
+    # from a township at d is ≈ √(d² + 2 ln 2 · σ²) (exact at d = 0, → d for d ≫ σ)
+    sigma_v = np.array([t.velocity_sigma_kmh for t in tracks])[:, None]
+    sigma2 = config.tracking.centroid_sigma_km**2 + (np.minimum(sigma_v, 1.0e3) * hours) ** 2  # (N, K)
     dx = (townships_lon[None, None, :] - lon_t[:, :, None]) * KM_PER_DEG_LON_EQUATOR * cos_lat[:, :, None]
     dy = (townships_lat[None, None, :] - lat_t[:, :, None]) * KM_PER_DEG_LAT
-    reach = np.maximum(0.0, np.hypot(dx, dy) - config.nowcast.township_radius_km)  # (N, K, T)
+    median_d = np.sqrt(dx * dx + dy * dy + _TWO_LN2 * sigma2[:, :, None])
+    reach = np.maximum(0.0, median_d - config.nowcast.township_radius_km)  # (N, K, T)
     profile = peak[:, :, None] - (peak[:, :, None] - threshold) * (reach / radius) ** 2
     inside = (reach <= radius) & (peak[:, :, None] >= threshold)
     cell_dbz = np.where(inside, profile, -np.inf)  # (N, K, T)
@@ -648,6 +823,10 @@ def _cell_evidence(radar: str, track: Track) -> tuple[Evidence, ...]:
         Evidence(station_id=radar, metric="cell_id", value=float(track.track_id)),
         Evidence(station_id=radar, metric="cell_speed_kmh", value=round(track.speed_kmh, 1)),
         Evidence(station_id=radar, metric="cell_heading_deg", value=round(track.heading_deg, 1)),
+        Evidence(station_id=radar, metric="cell_area_km2", value=round(track.area_km2, 1)),
+        Evidence(
+            station_id=radar, metric="cell_motion_sigma_kmh", value=round(min(track.velocity_sigma_kmh, 1.0e3), 1)
+        ),
     )
 
 
