@@ -118,6 +118,18 @@ def km_between(lon_a: float, lat_a: float, lon_b: float, lat_b: float) -> float:
     return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(h)))
 
 
+def _pairwise_slopes(
+    times: Sequence[float] | npt.NDArray[np.float64], values: Sequence[float] | npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(t, v, slopes of every pair with distinct times)."""
+    t = np.asarray(times, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    i, j = np.triu_indices(t.size, k=1)
+    dt = t[j] - t[i]
+    keep = dt != 0
+    return t, v, (v[j] - v[i])[keep] / dt[keep]
+
+
 def theil_sen_slope(
     times: Sequence[float] | npt.NDArray[np.float64], values: Sequence[float] | npt.NDArray[np.float64]
 ) -> tuple[float, float]:
@@ -127,15 +139,41 @@ def theil_sen_slope(
     not: one spiked gauge reading must not turn into a rate-of-rise warning. O(n²) pairs;
     the callers' windows hold at most a few hundred readings.
     """
-    t = np.asarray(times, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
+    t, v, slopes = _pairwise_slopes(times, values)
     if t.size < 2:
         return 0.0, float(v[0]) if v.size else 0.0
-    i, j = np.triu_indices(t.size, k=1)
-    dt = t[j] - t[i]
-    keep = dt != 0
-    if not keep.any():
+    if not slopes.size:
         return 0.0, float(np.median(v))
-    slope = float(np.median((v[j] - v[i])[keep] / dt[keep]))
+    slope = float(np.median(slopes))
     intercept = float(np.median(v - slope * t))
     return slope, intercept
+
+
+# one-sided normal quantiles for the confidence levels the detectors use
+_Z_ONE_SIDED: dict[float, float] = {0.9: 1.2816, 0.95: 1.6449, 0.975: 1.96, 0.99: 2.3263}
+
+
+def theil_sen_lower_bound(
+    times: Sequence[float] | npt.NDArray[np.float64],
+    values: Sequence[float] | npt.NDArray[np.float64],
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """The Theil–Sen slope and its one-sided lower confidence bound (Sen 1968).
+
+    The bound is the order statistic of the sorted pairwise slopes at (0-based) rank
+    ``round((N - z·√Var(S)) / 2) - 1``, ``Var(S) = n(n-1)(2n+5)/18`` (Kendall's S, no ties): the
+    distribution-free interval ``scipy.stats.theilslopes`` gives, from the slopes already
+    computed here (the detectors call this on every report). ``(0, 0)`` below 3 readings.
+    """
+    z = _Z_ONE_SIDED.get(confidence)
+    if z is None:
+        msg = f"confidence must be one of {sorted(_Z_ONE_SIDED)}"
+        raise ValueError(msg)
+    t, _, slopes = _pairwise_slopes(times, values)
+    if t.size < 3 or not slopes.size:
+        return 0.0, 0.0
+    n = t.size
+    spread = z * float(np.sqrt(n * (n - 1) * (2 * n + 5) / 18.0))
+    rank = min(max(round((slopes.size - spread) / 2.0) - 1, 0), slopes.size - 1)
+    ordered = np.partition(slopes, rank)
+    return float(np.median(slopes)), float(ordered[rank])

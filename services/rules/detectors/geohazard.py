@@ -29,8 +29,11 @@ Deformation (§2.4, improved tangent angle, Xu Qiang et al. 2009 [K]):
 - ``T(i) = S(i) / v_c`` with ``v_c`` the point's constant-velocity-stage rate, so
   ``ΔT/Δt = v / v_c`` and ``α = arctan(v / v_c)`` in degrees: 45° while the slope creeps at
   its usual rate, → 90° as it accelerates.
-- Gate: below ``min_velocity_mm_per_day`` the deformation level is ``none`` whatever α says
-  (§2.4: α "combined with a minimum displacement-rate gate so that noise cannot trigger").
+- Gate: unless the velocity's one-sided lower confidence bound (Sen's rank interval,
+  ``velocity_confidence`` 95 % [A]) reaches ``min_velocity_mm_per_day``, the deformation
+  level is ``none`` whatever α says (§2.4: α "combined with a minimum displacement-rate
+  gate so that noise cannot trigger"). The bound, not the estimate: over a few hours of
+  reports GNSS noise alone gives velocities of several mm/d.
 
 ::
 
@@ -82,7 +85,7 @@ from services.rules.detectors.common import (
     newest_t,
     rank,
     rows_between,
-    theil_sen_slope,
+    theil_sen_lower_bound,
     upsert_row,
 )
 
@@ -140,8 +143,15 @@ class GeoHazardPointThresholds(FrozenConfig):
     decay_factor: float = Field(default=0.8, gt=0.0, le=1.0, description="K per day (§2.3: 0.8–0.9)")
     antecedent_days: int = Field(default=21, ge=1, le=60, description="§2.3: Zhejiang used 21 d")
     velocity_window_s: int = Field(default=DAY_S, gt=0)
-    min_velocity_span_s: int = Field(default=6 * HOUR_S, ge=0, description="shorter coverage: no velocity")
+    min_velocity_span_s: int = Field(
+        default=12 * HOUR_S,
+        ge=0,
+        description="shorter coverage: no velocity (a mm/d rate from hours of epochs is noise) [A]",
+    )
     min_velocity_reports: int = Field(default=4, ge=2)
+    velocity_confidence: float = Field(
+        default=0.99, description="one-sided confidence of the velocity's lower bound the gate uses [A]"
+    )
     allowed_lateness_s: int = Field(default=HOUR_S, ge=0)
     rain_windows: tuple[RainWindow, ...] = Field(default=(), description="window totals; empty: R_eff only")
 
@@ -230,14 +240,17 @@ def _effective_rain_at(state: dict[str, Any], at: int, config: GeoHazardPointThr
     return effective_rainfall_mm(daily, config.decay_factor)
 
 
-def _velocity_at(state: dict[str, Any], at: int, config: GeoHazardPointThresholds) -> float | None:
+def _velocity_at(state: dict[str, Any], at: int, config: GeoHazardPointThresholds) -> tuple[float, float] | None:
+    """(velocity, its lower confidence bound) in mm/d; ``None`` on too short a record."""
     reports: Table = state["reports"]
     rows = rows_between(reports, at - config.velocity_window_s, at)
     times = reports["t"][rows]
     if len(times) < config.min_velocity_reports or times[-1] - times[0] < config.min_velocity_span_s:
         return None
-    slope_mm_per_s, _ = theil_sen_slope([float(t - times[0]) for t in times], reports["disp_mm"][rows])
-    return slope_mm_per_s * DAY_S
+    slope, lower = theil_sen_lower_bound(
+        [float(t - times[0]) for t in times], reports["disp_mm"][rows], config.velocity_confidence
+    )
+    return slope * DAY_S, lower * DAY_S
 
 
 def _window_rain_mm(state: dict[str, Any], at: int, window_s: int) -> float:
@@ -292,12 +305,15 @@ def assess_geohazard(
                 )
             )
     deformation_level: LevelOrNone = "none"
-    velocity = _velocity_at(state, at, thresholds)
-    if velocity is not None:
+    estimate = _velocity_at(state, at, thresholds)
+    if estimate is not None:
+        velocity, velocity_lower = estimate
         angle = tangent_angle_deg(velocity, thresholds.constant_velocity_mm_per_day)
         velocity_level, velocity_threshold = thresholds.velocity_mm_per_day.level_for(velocity)
         angle_level, angle_threshold = thresholds.tangent_angle_deg.level_for(angle)
-        gated = velocity < thresholds.min_velocity_mm_per_day
+        # the gate asks whether the slope is *known* to move faster than noise allows: its
+        # lower confidence bound, not the estimate (a short or noisy record widens it)
+        gated = velocity_lower < thresholds.min_velocity_mm_per_day
         if not gated:
             deformation_level = max_level((velocity_level, angle_level))
         evidence += [
@@ -305,7 +321,14 @@ def assess_geohazard(
                 station_id=station,
                 metric="velocity_mm_per_day",
                 value=round(velocity, 3),
-                threshold=thresholds.min_velocity_mm_per_day if gated else velocity_threshold,
+                threshold=None if gated else velocity_threshold,
+                window_s=thresholds.velocity_window_s,
+            ),
+            Evidence(
+                station_id=station,
+                metric="velocity_lower_bound_mm_per_day",
+                value=round(velocity_lower, 3),
+                threshold=thresholds.min_velocity_mm_per_day,
                 window_s=thresholds.velocity_window_s,
             ),
             Evidence(

@@ -296,3 +296,99 @@ def test_property_more_rain_never_lowers_the_level(daily: list[float], factor: f
     base = feed_daily(daily, BASE)
     more = feed_daily([mm * factor for mm in daily], BASE)
     assert LEVEL_RANK[more.level] >= LEVEL_RANK[base.level]
+
+
+# -- the velocity gate on a noisy record ---------------------------------------------------
+#
+#   GNSS epochs every 10 min, displacement noise σ = 0.5 mm (the simulator's default):
+#
+#   case                        record        true v (mm/d)   expected
+#   creeping-noise (50 seeds)   48 h          0.5             never a deformation level
+#   short-record                < 12 h        40              no velocity at all (span gate)
+#   accelerating-to-failure     48 h          0.5 → 100 (e-folding 3 h over the last 12 h)
+#                                                              yellow ≥ 4 h, orange ≥ 1.5 h before failure
+
+
+def gnss_series(velocity: Any, hours: float, seed: int, sigma_mm: float = 0.5) -> list[tuple[float, float]]:
+    """(hour, displacement) every 10 min: ∫ velocity(h) dh (mm/d) plus Gaussian noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out: list[tuple[float, float]] = []
+    disp = 0.0
+    step_h = 1 / 6
+    for k in range(int(hours / step_h) + 1):
+        hour = k * step_h
+        if k:
+            disp += velocity(hour) * step_h / 24
+        out.append((hour, disp + float(rng.normal(0.0, sigma_mm))))
+    return out
+
+
+def feed_gnss(series: list[tuple[float, float]], config: GeoHazardPointThresholds = BASE) -> list[Any]:
+    state = new_point_state()
+    results = []
+    for hour, disp in series:
+        obs = GeoHazardObservation(
+            station_id=POINT,
+            observed_at=T0 + timedelta(hours=hour),
+            displacement_mm=disp,
+            rain_mm=0.0,
+            interval_s=600,
+        )
+        results.append(assess_geohazard(obs, state, TOWN, config))
+    return results
+
+
+def test_creeping_slopes_under_gnss_noise_never_warn() -> None:
+    # 50 points × 48 h of 10-min epochs: the gate uses the velocity's lower confidence
+    # bound, so noise read over a short record cannot look like movement
+    for seed in range(50):
+        results = feed_gnss(gnss_series(lambda _h: 0.5, 48, seed), BASE)
+        assert all(r is not None and r.level == "none" for r in results), f"seed {seed}"
+
+
+def test_a_short_record_gives_no_velocity() -> None:
+    results = feed_gnss(gnss_series(lambda _h: 40.0, 11.5, seed=1))
+    assert all("velocity_mm_per_day" not in evidence_of(r) for r in results)
+
+
+def test_an_accelerating_slope_is_warned_hours_before_failure() -> None:
+    import math as m
+
+    failure_h = 48.0
+    point = GeoHazardPointThresholds(min_velocity_mm_per_day=1.0)  # the registry's gates: 0.8–1.2 mm/d
+
+    def velocity(hour: float) -> float:  # 0.5 mm/d creep, then exponential growth to 100 mm/d
+        return min(100.0, 0.5 * m.exp(max(0.0, hour - (failure_h - 16)) / 3.0))
+
+    results = feed_gnss(gnss_series(velocity, failure_h, seed=7), point)
+
+    def first_at(level: str) -> float:
+        hits = (i / 6 for i, r in enumerate(results) if r is not None and LEVEL_RANK[r.level] >= LEVEL_RANK[level])
+        return next(hits, failure_h)
+
+    # a 24 h Theil–Sen velocity lags an acceleration, and 0.5 mm of noise hides the first
+    # hours of it: yellow comes hours ahead, orange (α ≥ 80°) in the last two
+    assert failure_h - first_at("yellow") >= 4.0, f"yellow only {failure_h - first_at('yellow'):.1f} h before"
+    assert failure_h - first_at("orange") >= 1.5, f"orange only {failure_h - first_at('orange'):.1f} h before"
+    evidence = {e.metric: e for e in results[-1].evidence}
+    assert evidence["velocity_lower_bound_mm_per_day"].value >= point.min_velocity_mm_per_day
+
+
+def test_the_lower_bound_is_sens_interval_as_scipy_computes_it() -> None:
+    import numpy as np
+    from scipy.stats import theilslopes
+
+    from services.rules.detectors.common import theil_sen_lower_bound
+
+    rng = np.random.default_rng(11)
+    for n in (5, 12, 36, 144):
+        t = np.arange(n) * 600.0
+        y = 2e-5 * t + rng.normal(0.0, 0.5, n)
+        slope, lower = theil_sen_lower_bound(t, y, 0.95)
+        reference = theilslopes(y, t, alpha=0.90)  # two-sided 90 % = one-sided 95 %
+        assert slope == pytest.approx(reference.slope)
+        assert lower == pytest.approx(reference.low_slope)
+    with pytest.raises(ValueError, match="confidence"):
+        theil_sen_lower_bound(t, y, 0.8)
