@@ -17,6 +17,11 @@ from schemas.assessment import Evidence
 from schemas.common import Contract, Hazard, Level, TownshipCode, UtcDatetime
 
 MsgType = Literal["Alert", "Update", "Cancel"]
+Certainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
+"""CAP 1.2 ``certainty``. A rules warning takes the strongest certainty among the sources at
+its level; a message without the field (older payloads) reads as ``Observed``."""
+CERTAINTY_RANK: dict[str, int] = {"Observed": 4, "Likely": 3, "Possible": 2, "Unlikely": 1, "Unknown": 0}
+"""Strength of a certainty: higher is stronger."""
 Approval = Literal["auto", "held", "approved", "released"]
 """auto: no approval needed; held: waiting for an approver; approved: an approver released
 it; released: the approval deadline passed and the policy released it."""
@@ -40,7 +45,8 @@ class WarningMessage(Contract):
     level: Level
     township_codes: tuple[TownshipCode, ...] = Field(min_length=1)
     sent_at: UtcDatetime
-    onset_at: UtcDatetime
+    onset_at: UtcDatetime = Field(description="predicted onset (= sent_at when already observed)")
+    certainty: Certainty = "Observed"
     expires_at: UtcDatetime
     references: tuple[MessageRef, ...] = ()
     headline: str = Field(max_length=200)

@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from schemas.assessment import Evidence, HazardAssessment
 from schemas.command import OperatorCommand
 from schemas.common import LEVEL_RANK, RANK_LEVEL, Hazard, Level
-from schemas.warning import MessageRef, MsgType, WarningMessage
+from schemas.warning import CERTAINTY_RANK, Certainty, MessageRef, MsgType, WarningMessage
 from services.rules.detectors.geohazard import DEFAULT_ROLLUP, RollupPolicy, township_geohazard_rollup
 
 HAZARD_ZH: dict[str, str] = {
@@ -148,7 +148,8 @@ def fold(
     level = assessment.level
     found = assessment.evidence
     evidence_json = _EVIDENCE.dump_python(found, mode="json") if found and level != "none" else []
-    entry = [t, level, evidence_json, assessment.rule_id]
+    onset_s = int(assessment.onset_at.timestamp()) if assessment.onset_at and level != "none" else None
+    entry = [t, level, evidence_json, assessment.rule_id, onset_s, assessment.certainty]
     if not history or history[-1][0] < t:
         history.append(entry)  # the usual case: the source's newest report
     else:
@@ -182,7 +183,8 @@ def fold(
         if state["held"]:
             emitted.extend(_expire_holds(state, tau))
         level_rank, evidence, rule_id = _township_level(sources, tau, rollup, ordered)
-        msg = decide(state, tau, level_rank, evidence, assessment, policy, rule_id)
+        forecast = _forecast_at(sources, tau, ordered)
+        msg = decide(state, tau, level_rank, evidence, assessment, policy, rule_id, forecast)
         if msg is not None:
             emitted.append(_publish(state, msg, tau, policy))
     state["decided_until"] = watermark
@@ -258,6 +260,38 @@ def _township_level(
     return rolled, [count, *(e for _, evidence in escalating for e in evidence)], best_rule
 
 
+Forecast = tuple[int, Certainty]
+"""``(onset epoch s, certainty)`` of the sources that set a township's level."""
+
+
+def _forecast_at(sources: dict[str, list[list[Any]]], tau: int, ordered: list[str]) -> Forecast | None:
+    """The earliest onset and the strongest certainty among the sources at the highest source
+    level at ``tau`` (``None`` when every source is at none).
+
+    An observed source (no predicted onset) counts as onset = its report time, so the result
+    is never later than ``tau`` when one source at that level has already observed it;
+    ``_message`` clamps the onset to the sent time. ``min``/``max`` make it independent of
+    the visiting order. Entries stored before onsets were kept read as observed.
+    """
+    top, onset = 0, 0
+    certainty: Certainty = "Observed"
+    for source_id in ordered:
+        entry = _at(sources[source_id], tau)
+        if entry is None:
+            continue
+        rank = LEVEL_RANK[entry[1]]
+        if rank == 0 or rank < top:
+            continue
+        src_onset: int = entry[4] if len(entry) > 4 and entry[4] is not None else entry[0]
+        src_certainty: Certainty = entry[5] if len(entry) > 5 else "Observed"
+        if rank > top:
+            top, onset, certainty = rank, src_onset, src_certainty
+        else:
+            onset = min(onset, src_onset)
+            certainty = max(certainty, src_certainty, key=lambda c: CERTAINTY_RANK.get(c, 0))
+    return (onset, certainty) if top else None
+
+
 def _prune(state: dict[str, Any], watermark: int, policy: LifecyclePolicy) -> None:
     for history in state["sources"].values():
         # keep the last entry at or before the watermark (the level "now") and later ones
@@ -306,10 +340,13 @@ def decide(
     basis: HazardAssessment,
     policy: LifecyclePolicy,
     rule_id: str | None = None,
+    forecast: Forecast | None = None,
 ) -> WarningMessage | None:
     """One decision at event time ``tau`` for the rules warning; mutates ``state``.
 
     ``rule_id``: the rule of the source that sets the township level (default: the basis's).
+    ``forecast``: onset and certainty of the sources at that level (``_forecast_at``); they
+    only fill the message, never change a decision (a new onset alone is no Update).
     """
     if level_rank <= state["suppress_rank"]:
         if level_rank == 0:
@@ -326,13 +363,13 @@ def decide(
         warning = _new_warning(warning_id, basis.hazard, (basis.township_code,), rule, "rules", None)
         warning["last_active"] = tau
         state["warning"] = warning
-        return _message(warning, "Alert", tau, level_rank, evidence, policy)
+        return _message(warning, "Alert", tau, level_rank, evidence, policy, forecast=forecast)
 
     if level_rank > 0:
         warning["last_active"] = tau
     if level_rank > warning["rank"]:
         warning["below_since"] = None
-        return _message(warning, "Update", tau, level_rank, evidence, policy)
+        return _message(warning, "Update", tau, level_rank, evidence, policy, forecast=forecast)
     if level_rank == 0 and tau - warning["last_active"] >= policy.all_clear_quiet_s:
         state["warning"] = None
         return _message(warning, "Cancel", tau, warning["rank"], evidence, policy)
@@ -341,11 +378,11 @@ def decide(
             warning["below_since"] = tau
         if level_rank > 0 and tau - warning["below_since"] >= policy.deescalate_dwell_s:
             warning["below_since"] = None
-            return _message(warning, "Update", tau, level_rank, evidence, policy)
+            return _message(warning, "Update", tau, level_rank, evidence, policy, forecast=forecast)
     else:
         warning["below_since"] = None
     if tau >= warning["expires"] - policy.renew_before_s and level_rank > 0:
-        return _message(warning, "Update", tau, warning["rank"], evidence, policy)
+        return _message(warning, "Update", tau, warning["rank"], evidence, policy, forecast=forecast)
     return None
 
 
@@ -476,7 +513,16 @@ def _message(
     reason: str | None = None,
     headline: str | None = None,
     validity_s: int | None = None,
+    forecast: Forecast | None = None,
 ) -> WarningMessage:
+    """The next message of ``warning``. ``forecast``: onset and certainty of the sources at the
+    level (none: observed now, or ``Unknown`` for an operator's manual warning).
+
+    The onset is never before ``sent_at``; the message stays valid ``validity`` from its onset
+    (so a typhoon warning a day ahead does not expire before its onset), while the renewal
+    clock (``warning["expires"]``) stays ``sent + validity``: an onset never changes when
+    messages are issued, nor their ids and versions.
+    """
     warning["version"] += 1
     warning["rank"] = level_rank
     version: int = warning["version"]
@@ -485,7 +531,12 @@ def _message(
     towns: tuple[str, ...] = tuple(warning["township_codes"])
     level: Level = RANK_LEVEL[level_rank]  # type: ignore[assignment]  # rank >= 1 here
     sent = _iso(tau)
-    expires = sent + timedelta(seconds=validity_s or policy.validity_s)
+    validity = timedelta(seconds=validity_s or policy.validity_s)
+    expires = sent + validity
+    onset = _iso(max(tau, forecast[0])) if forecast is not None else sent
+    certainty: Certainty = "Unknown" if warning["origin"] == "manual" else "Observed"
+    if forecast is not None:
+        certainty = forecast[1]
     references = list(warning["sent"])
     warning["sent"] = [*references, tau]
     if msg_type != "Cancel":
@@ -501,8 +552,9 @@ def _message(
         level=level,
         township_codes=towns,
         sent_at=sent,
-        onset_at=sent,
-        expires_at=expires,
+        onset_at=onset,
+        certainty=certainty,
+        expires_at=onset + validity,
         references=tuple(
             MessageRef(message_id=f"{warning_id}.v{v}", sent_at=_iso(sent_s))
             for v, sent_s in enumerate(references, start=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal, TypedDict
 
 from schemas.warning import WarningMessage
-from services.dispatch.render.cap import cap_path
+from services.dispatch.render.cap import cap_certainty, cap_path
 from services.dispatch.render.sms import SmsStyle, compose_sms
 from services.dispatch.render.vocab import COLOUR_ZH, HAZARD_ZH, area_zh, cap_time
 from services.dispatch.targeting import TownshipLookup
@@ -21,6 +21,8 @@ class PushData(TypedDict):
     township_codes: list[str]
     cap_path: str
     sent: str
+    onset: str
+    certainty: str
     expires: str
 
 
@@ -48,6 +50,8 @@ def render_push(msg: WarningMessage, towns: TownshipLookup) -> PushPayload:
             "township_codes": list(msg.township_codes),
             "cap_path": cap_path(msg.message_id),
             "sent": cap_time(msg.sent_at),
+            "onset": cap_time(msg.onset_at),
+            "certainty": cap_certainty(msg),
             "expires": cap_time(msg.expires_at),
         },
     }

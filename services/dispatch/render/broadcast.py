@@ -45,6 +45,7 @@ from services.dispatch.render.vocab import (
     county_towns_zh,
     evidence_zh,
     group_by_county,
+    onset_ahead,
 )
 from services.dispatch.targeting import TownshipLookup
 
@@ -155,10 +156,12 @@ def tts_text(msg: WarningMessage, towns: TownshipLookup, county: str, codes: lis
     facts = evidence_zh(msg.evidence)
     fact_sentence = f"{spell_numbers(facts)}。" if facts else ""
     until = _spoken_clock(msg.expires_at)
+    onset = onset_ahead(msg)
+    ahead = f"预计{_spoken_clock(onset)}起受影响，" if onset else ""
     instruction = INSTRUCTION_ZH[msg.hazard]
     return (
         f"各位居民请注意，{style.sender_name}{when}{verb}{signal}。"
-        f"{area}，{fact_sentence}预警有效至{until}。{instruction}"
+        f"{area}，{fact_sentence}{ahead}预警有效至{until}。{instruction}"
     )
 
 

@@ -31,6 +31,21 @@ Assumption, flagged: the earlier messages had the same sender and the same towns
 
 Two ``info`` blocks (``zh-CN`` first, then ``en-US``) carry the same facts. Times are BJT
 with ``+08:00``. Severity follows §1.1 (blue Minor … red Extreme).
+
+``onset`` is the warning's predicted onset (``sent`` when already observed); ``urgency``
+comes from the lead ``onset − sent`` (CAP 1.2 defines Expected as "responsive action
+SHOULD be taken soon (within next hour)")::
+
+    Cancel                    → Past
+    lead ≤ 15 min             → Immediate   (no time to wait: less than a warning takes
+                                             to reach people and for them to act)
+    15 min < lead ≤ 60 min    → Expected
+    lead > 60 min             → Future      (water-level projections, typhoon tracks)
+
+``certainty`` is the message's own (the strongest among the sources at the warning's level:
+Observed, Likely, Possible). A payload that does not carry it (older messages, hand-built
+ones) keeps the inference from its evidence: none → Unknown, any observed → Observed, else
+Likely.
 """
 
 from __future__ import annotations
@@ -70,7 +85,9 @@ from services.dispatch.render.vocab import (
     evidence_zh,
     group_by_county,
     level_band,
+    onset_ahead,
     zh_clock,
+    zh_clock_after,
     zh_window,
 )
 from services.dispatch.targeting import TownshipLookup, county_of
@@ -211,16 +228,24 @@ def _pair(parent: etree._Element, tag: str, name: str, value: str) -> None:
     _sub(el, "value", value)
 
 
-def _urgency(msg: WarningMessage) -> str:
+IMMEDIATE_LEAD_S = 900
+"""Onset at most this far ahead of ``sent``: urgency Immediate."""
+EXPECTED_LEAD_S = 3600
+"""Onset at most this far ahead: Expected (CAP: "within next hour"); later: Future."""
+
+
+def cap_urgency(msg: WarningMessage) -> str:
     if msg.msg_type == "Cancel":
         return "Past"
     lead_s = (msg.onset_at - msg.sent_at).total_seconds()
-    if lead_s <= 0:
+    if lead_s <= IMMEDIATE_LEAD_S:
         return "Immediate"
-    return "Expected" if lead_s <= 3600 else "Future"
+    return "Expected" if lead_s <= EXPECTED_LEAD_S else "Future"
 
 
-def _certainty(msg: WarningMessage) -> str:
+def cap_certainty(msg: WarningMessage) -> str:
+    if "certainty" in msg.model_fields_set:
+        return msg.certainty
     if not msg.evidence:
         return "Unknown"
     return "Observed" if any(e.basis == "observed" for e in msg.evidence) else "Likely"
@@ -249,10 +274,12 @@ def description_zh(msg: WarningMessage, towns: TownshipLookup, profile: CapProfi
         return f"{profile.sender_name_zh}{when}解除{area}{signal}。"
     clause = evidence_zh(msg.evidence)
     facts = f"{clause}。" if clause else ""
-    window = zh_window(msg.onset_at, msg.expires_at)
+    window = zh_window(msg.sent_at, msg.expires_at)  # in effect from sent; onset = sent unless ahead
+    onset = onset_ahead(msg)
+    ahead = f"预计{zh_clock_after(onset, msg.sent_at)}起受影响。" if onset else ""
     return (
         f"{profile.sender_name_zh}{when}{_VERB_ZH[msg.msg_type]}{signal}（{ROMAN[msg.level]}级/"
-        f"{SEVERITY_ZH[msg.level]}）。预警区域：{area}。有效时段：{window}。{facts}"
+        f"{SEVERITY_ZH[msg.level]}）。预警区域：{area}。{ahead}有效时段：{window}。{facts}"
     )
 
 
@@ -264,8 +291,11 @@ def _description_en(msg: WarningMessage, profile: CapProfile) -> str:
         return f"{profile.sender_name_en} cancelled the {signal} for {area} at {when}."
     clause = evidence_en(msg.evidence)
     facts = f" Evidence: {clause}." if clause else ""
-    valid = f"{bjt(msg.onset_at):%m-%d %H:%M} to {bjt(msg.expires_at):%m-%d %H:%M} BJT"
-    return f"{profile.sender_name_en} {_VERB_EN[msg.msg_type]} a {signal} for {area} at {when}, valid {valid}.{facts}"
+    valid = f"{bjt(msg.sent_at):%m-%d %H:%M} to {bjt(msg.expires_at):%m-%d %H:%M} BJT"
+    onset = onset_ahead(msg)
+    ahead = f" Onset expected from {bjt(onset):%m-%d %H:%M} BJT." if onset else ""
+    verb = _VERB_EN[msg.msg_type]
+    return f"{profile.sender_name_en} {verb} a {signal} for {area} at {when}, valid {valid}.{ahead}{facts}"
 
 
 def _info(root: etree._Element, msg: WarningMessage, towns: TownshipLookup, profile: CapProfile, lang: str) -> None:
@@ -275,9 +305,9 @@ def _info(root: etree._Element, msg: WarningMessage, towns: TownshipLookup, prof
     _sub(info, "category", CAP_CATEGORY[msg.hazard])
     _sub(info, "event", HAZARD_ZH[msg.hazard] if zh else HAZARD_EN[msg.hazard])
     _sub(info, "responseType", _response_type(msg))
-    _sub(info, "urgency", _urgency(msg))
+    _sub(info, "urgency", cap_urgency(msg))
     _sub(info, "severity", CAP_SEVERITY[msg.level])
-    _sub(info, "certainty", _certainty(msg))
+    _sub(info, "certainty", cap_certainty(msg))
     national = NATIONAL_TYPE_CODE.get(msg.hazard)
     if national is not None:
         _pair(info, "eventCode", profile.national_code_name, national + LEVEL_CODE[msg.level])

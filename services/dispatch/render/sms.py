@@ -21,6 +21,15 @@ The message is tried against templates from richest to barest::
     5.   … area as one name (瓯海区 / 温州市部分地区)
     6.   … without the advice
 
+When the predicted onset is still ahead (a forecast warning), the onset matters more than
+the validity window and the area detail, so templates carrying it come first::
+
+    1. 【温州市气象台】泽雅镇暴雨红色预警：预计15时30分起，有效至21时30分，预计…，请立即转移避险。
+    2.   … without the validity end
+    3.   … without the evidence clause
+    4.   … area at county level     5. … area as one name     6. … without the advice
+    7. 【温州市气象台】温州市部分地区暴雨红色预警。  (the barest, without the onset)
+
 The first template with the fewest segments wins (so a warning fits one 70-char segment
 whenever any template does, and otherwise keeps the most information for the same cost).
 ``SmsTooLong`` is raised when even the best exceeds ``max_segments``.
@@ -43,7 +52,9 @@ from services.dispatch.render.vocab import (
     area_zh,
     evidence_zh,
     level_band,
+    onset_ahead,
     zh_clock,
+    zh_clock_after,
     zh_window,
 )
 from services.dispatch.targeting import TownshipLookup
@@ -157,6 +168,19 @@ def _templates(msg: WarningMessage, towns: TownshipLookup, signature: str) -> li
         return f"{signature}{area(detail)}{hazard}{colour}预警"
 
     with_facts = f"，{facts}" if facts else ""
+    onset = onset_ahead(msg)
+    if onset is not None:
+        lead = f"预计{zh_clock_after(onset, msg.sent_at)}起"
+        until = zh_clock_after(msg.expires_at, onset)
+        return [
+            lambda: f"{head('full')}：{lead}，有效至{until}{with_facts}，{advice}。",
+            lambda: f"{head('full')}：{lead}{with_facts}，{advice}。",
+            lambda: f"{head('full')}：{lead}，{advice}。",
+            lambda: f"{head('county')}：{lead}，{advice}。",
+            lambda: f"{head('city')}：{lead}，{advice}。",
+            lambda: f"{head('city')}：{lead}。",
+            lambda: f"{head('city')}。",
+        ]
     return [
         lambda: f"{head('full')}：{window}{with_facts}，{advice}。",
         lambda: f"{head('full')}：{facts}，{advice}。" if facts else f"{head('full')}：{window}，{advice}。",

@@ -14,6 +14,7 @@ from typing import Literal
 
 from schemas.assessment import Evidence
 from schemas.common import Hazard, Level
+from schemas.warning import WarningMessage
 from services.dispatch.targeting import COUNTY_NAMES_EN, COUNTY_NAMES_ZH, TownshipLookup, county_of
 
 BJT = timezone(timedelta(hours=8), "BJT")
@@ -123,6 +124,22 @@ def zh_clock(dt: datetime, *, with_day: bool) -> str:
     minute = f"{t.minute}分" if t.minute else ""
     day = f"{t.day}日" if with_day else ""
     return f"{day}{t.hour}时{minute}"
+
+
+def onset_ahead(msg: WarningMessage) -> datetime | None:
+    """The predicted onset when it is still ahead at sending (never for a Cancel), else None.
+
+    Texts then say "预计15时30分起" / "expected from 15:30"; an observed warning (onset =
+    sent) reads as before.
+    """
+    if msg.msg_type == "Cancel" or msg.onset_at <= msg.sent_at:
+        return None
+    return msg.onset_at
+
+
+def zh_clock_after(dt: datetime, ref: datetime) -> str:
+    """``zh_clock`` with the day only when ``dt`` falls on another BJT day than ``ref``."""
+    return zh_clock(dt, with_day=bjt(dt).date() != bjt(ref).date())
 
 
 def zh_window(start: datetime, end: datetime) -> str:

@@ -378,14 +378,14 @@ def test_an_accelerating_slope_is_warned_hours_before_failure() -> None:
 
 def test_the_lower_bound_is_sens_interval_as_scipy_computes_it() -> None:
     import numpy as np
-    from scipy.stats import theilslopes
+    from scipy.stats import theilslopes  # type: ignore[import-untyped]
 
     from services.rules.detectors.common import theil_sen_lower_bound
 
     rng = np.random.default_rng(11)
     for n in (5, 12, 36, 144):
-        t = np.arange(n) * 600.0
-        y = 2e-5 * t + rng.normal(0.0, 0.5, n)
+        t = np.arange(n, dtype=np.float64) * 600.0
+        y = (2e-5 * t + rng.normal(0.0, 0.5, n)).astype(np.float64)
         slope, lower = theil_sen_lower_bound(t, y, 0.95)
         reference = theilslopes(y, t, alpha=0.90)  # two-sided 90 % = one-sided 95 %
         assert slope == pytest.approx(reference.slope)
