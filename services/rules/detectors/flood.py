@@ -135,6 +135,10 @@ class RateOfRise(FrozenConfig):
         return "none", None
 
 
+M2_PERIOD_S = 44_712
+"""The principal lunar semidiurnal period, 12.42 h (§3.5)."""
+
+
 class WaterGaugeConfig(FrozenConfig):
     hazard: Literal["flood", "tide"] = "flood"
     levels: GaugeLevels
@@ -143,7 +147,7 @@ class WaterGaugeConfig(FrozenConfig):
     projection: Literal["linear", "tidal", "none"] = "linear"
     projection_fit_window_s: int = Field(default=1800, gt=0, description="§3.6: the last 30 min")
     projection_horizon_s: int = Field(default=3 * 3600, gt=0)
-    tidal_period_s: float = Field(default=12.42 * 3600, gt=0.0, description="M2 (§3.5)")
+    tidal_period_s: float = Field(default=M2_PERIOD_S, gt=0.0, description="M2 (§3.5)")
     min_rise_m_per_h: float = Field(default=0.05, ge=0.0, description="slower rises are not projected")
     min_fit_readings: int = Field(default=3, ge=2)
     allowed_lateness_s: int = Field(default=600, ge=0)
@@ -168,13 +172,20 @@ def river_gauge(
 
 
 def tide_gauge(blue_m: float, yellow_m: float, orange_m: float, red_m: float) -> WaterGaugeConfig:
-    """A tide gauge with four-colour warning tides (§3.1); M2 fit over 3 h, 1 h ahead."""
+    """A tide gauge with four-colour warning tides (§3.1); M2 fit over one period, 1 h ahead.
+
+    The harmonic is fitted over a whole M2 period (12.42 h, §3.5): over a few hours the
+    constant, cosine and sine terms are nearly collinear, so a fit there extrapolates noise
+    on a still reach into a metre-scale "tide" (a quiet day's canal gauge projected from
+    2.98 m to its guaranteed level within the hour). Until half a period is on record the
+    gauge is judged on its observed level only.
+    """
     return WaterGaugeConfig(
         hazard="tide",
         levels=GaugeLevels(blue_m=blue_m, yellow_m=yellow_m, orange_m=orange_m, red_m=red_m),
         rate_of_rise=None,
         projection="tidal",
-        projection_fit_window_s=3 * 3600,
+        projection_fit_window_s=M2_PERIOD_S,
         projection_horizon_s=3600,
     )
 

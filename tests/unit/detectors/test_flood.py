@@ -131,7 +131,7 @@ def test_plain_network_rate_threshold_is_configurable() -> None:
 def tide_series(high_water_m: float, minutes_before_hw: int, mean_m: float = 1.9) -> list[tuple[float, float]]:
     amplitude = high_water_m - mean_m
     period_min = 12.42 * 60
-    end = 180
+    end = 13 * 60  # the harmonic is fitted over one whole M2 period
     return [
         (m, mean_m + amplitude * math.cos(2 * math.pi * (m - end - minutes_before_hw) / period_min))
         for m in range(0, end + 1, 5)
@@ -143,7 +143,7 @@ def test_tide_turning_below_warning_is_not_projected_over_it() -> None:
     tidal = feed(series, TIDE)
     assert tidal.hazard == "tide"
     assert (tidal.level, tidal.certainty) == ("blue", "Observed")
-    linear = feed(series, TIDE.model_copy(update={"projection": "linear"}))
+    linear = feed(series, TIDE.model_copy(update={"projection": "linear", "projection_fit_window_s": 1800}))
     assert linear.certainty == "Likely"  # why tides are not projected with a line
     assert LEVEL_RANK[linear.level] >= LEVEL_RANK["yellow"]
 
@@ -156,6 +156,26 @@ def test_tide_projected_before_the_crossing() -> None:
     true_crossing = result.assessed_at + timedelta(minutes=60 - 0.831 * 60)
     assert result.onset_at is not None
     assert abs(result.onset_at - true_crossing) <= timedelta(minutes=3)
+
+
+def test_a_still_reach_with_noise_is_not_projected_as_a_tide() -> None:
+    # the Wen-Rui canal (warning 3.12 m) is judged as a tidal reach; it stands at 2.98 m
+    # (blue, observed) with a 5 cm sluice oscillation of 3 h and ±2 cm noise. A harmonic
+    # fitted over a few hours reads the wiggle as the M2 tide's flank and projects it over
+    # the warning level; fitted over a whole period it cannot
+    import numpy as np
+
+    canal = TIDE.model_copy(update={"hazard": "flood", "levels": river_gauge(3.12, 3.62, 4.12).levels})
+    rng = np.random.default_rng(5)
+    series = [
+        (m, 2.98 + 0.05 * math.sin(2 * math.pi * m / 180) + float(rng.normal(0.0, 0.02)))
+        for m in range(0, 13 * 60 + 1, 5)
+    ]
+    period = {(r.level, r.certainty) for r in (feed(series[: k + 1], canal) for k in range(80, len(series)))}
+    assert period == {("blue", "Observed")}
+    short = canal.model_copy(update={"projection_fit_window_s": 3 * 3600})
+    projected = {feed(series[: k + 1], short).certainty for k in range(40, len(series))}
+    assert "Likely" in projected, "the short fit is what projected noise (why the window is a period)"
 
 
 def test_surge_on_top_of_the_tide_is_projected() -> None:
