@@ -207,11 +207,22 @@ class AllDetectors:
     scan_ms_by_band: dict[str, list[float]]
 
 
-def pure_all(records: list[Record]) -> AllDetectors:
-    """Every processor on one core, no bus: assessments go straight to the lifecycle."""
+def _all_processors(radar_heartbeat_s: int | None) -> list[Processor]:
+    """The registry-configured processors; ``radar_heartbeat_s`` overrides the radar's (0: every assessment)."""
     from services.common.geo.registry import default_registry
+    from services.rules.hazard_processors import RadarProcessor
 
     processors = rules_processors(Metrics(), registry=default_registry())
+    if radar_heartbeat_s is not None:
+        for p in processors:
+            if isinstance(p, RadarProcessor):
+                p.heartbeat_s = radar_heartbeat_s
+    return processors
+
+
+def pure_all(records: list[Record], radar_heartbeat_s: int | None = None) -> AllDetectors:
+    """Every processor on one core, no bus: assessments go straight to the lifecycle."""
+    processors = _all_processors(radar_heartbeat_s)
     lifecycle = processors[-1]
     by_topic = {topic: p for p in processors[:-1] for topic in p.topics}
     states: dict[str, DictState] = {p.name: DictState() for p in processors}
@@ -241,10 +252,8 @@ def pure_all(records: list[Record]) -> AllDetectors:
     return AllDetectors(wall, dict(busy), dict(handled), scan_ms, dict(by_band))
 
 
-async def memory_all(records: list[Record]) -> float:
-    from services.common.geo.registry import default_registry
-
-    pipeline = MemoryPipeline(rules_processors(Metrics(), registry=default_registry()))
+async def memory_all(records: list[Record], radar_heartbeat_s: int | None = None) -> float:
+    pipeline = MemoryPipeline(_all_processors(radar_heartbeat_s))
     await pipeline.start(lambda _m: None)
     start = time.perf_counter()
     for i in range(0, len(records), 2000):
@@ -260,14 +269,16 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def all_detectors(scenario_name: str, hours: float) -> None:
+async def all_detectors(scenario_name: str, hours: float, radar_heartbeat_s: int | None = None) -> None:
     print(banner("rules throughput, all detectors, simulator traffic"))
+    if radar_heartbeat_s is not None:
+        print(f"radar heartbeat: {radar_heartbeat_s} s (0: every assessment published)")
     began = time.perf_counter()
     records = await simulator_records(scenario_name, hours)
     kinds = Counter(r.topic for r in records)
     print(f"scenario {scenario_name}, first {hours:g} h: {len(records)} accepted observations {dict(kinds)}")
     print(f"(simulated and admitted in {time.perf_counter() - began:.1f} s)")
-    result = pure_all(records)
+    result = pure_all(records, radar_heartbeat_s)
     busy, handled, scan_ms, wall = result.busy_s, result.handled, result.scan_ms, result.wall_s
     print(f"pure, all processors + lifecycle:    {len(records) / wall:,.0f} obs/s (1 core, {wall:.1f} s)")
     for name in sorted(busy):
@@ -280,7 +291,7 @@ async def all_detectors(scenario_name: str, hours: float) -> None:
                 f"radar scan processing ({label:3s}): median {statistics.median(values):.1f} ms, "
                 f"p95 {_percentile(values, 0.95):.1f} ms, max {max(values):.1f} ms over {len(values)} scans"
             )
-    print(f"memory runtime, all processors:      {await memory_all(records):,.0f} obs/s")
+    print(f"memory runtime, all processors:      {await memory_all(records, radar_heartbeat_s):,.0f} obs/s")
 
 
 if __name__ == "__main__":
@@ -290,9 +301,12 @@ if __name__ == "__main__":
     parser.add_argument("--all-detectors", action="store_true", help="mode 4: simulator traffic, all detectors")
     parser.add_argument("--scenario", default="lekima-2019")
     parser.add_argument("--hours", type=float, default=2.0)
+    parser.add_argument(
+        "--radar-heartbeat-s", type=int, default=None, help="mode 4: radar heartbeat (0: publish every assessment)"
+    )
     args = parser.parse_args()
     if args.all_detectors:
-        asyncio.run(all_detectors(args.scenario, args.hours))
+        asyncio.run(all_detectors(args.scenario, args.hours, args.radar_heartbeat_s))
     elif args.no_kafka:
         asyncio.run(main(args.records, None))
     else:

@@ -39,6 +39,12 @@ class Metrics:
         self.late_records = Counter(
             "earlywarn_late_records_total", "Records older than allowed lateness", ["processor"], registry=r
         )
+        self.quiet_records = Counter(
+            "earlywarn_quiet_records_total",
+            "Records whose every assessment repeated an unchanged 'none' (held back until the heartbeat)",
+            ["processor"],
+            registry=r,
+        )
         self.deliveries = Counter(
             "earlywarn_deliveries_total", "Delivery receipts by state", ["channel", "state"], registry=r
         )

@@ -1,6 +1,7 @@
 """Processors for the radar, geo-hazard and water-level detectors (the rain ones are in ``processors``).
 
 ``RadarProcessor``       obs.radar     (state per radar)  -> convection + SHR nowcast per covered township
+                                                             (on change, else every ``heartbeat_s``)
 ``GeoHazardProcessor``   obs.geohazard (state per point)  -> geohazard, key ``geohazard:<point's township>``
 ``WaterLevelProcessor``  obs.water     (state per gauge)  -> flood / tide, key ``<hazard>:<gauge's townships>``
 
@@ -60,6 +61,8 @@ from services.rules.registry_config import GaugeConfig, PointConfig
 from services.rules.rejects import reject
 
 LEVELS = ("none", "blue", "yellow", "orange", "red")
+DEFAULT_RADAR_HEARTBEAT_S = 360
+"""Event-time seconds after which a radar repeats an unchanged assessment (the S-band cycle)."""
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -72,6 +75,7 @@ class _HazardProcessor(Processor):
         self.metrics = metrics or Metrics()
         self._processed = self.metrics.records_processed.labels(self.name)
         self._late = self.metrics.late_records.labels(self.name)
+        self._quiet = self.metrics.quiet_records.labels(self.name)
         self._assessed = {
             (hazard, level): self.metrics.assessments.labels(hazard, level)
             for hazard in self.hazards
@@ -103,6 +107,28 @@ class RadarProcessor(_HazardProcessor):
     State per radar: the live cell tracks (``convection.new_radar_state``). A scan older
     than the radar's newest is late (its nowcast is superseded): counted, nothing emitted.
     The same scan again repeats its assessments (idempotent).
+
+    Change-only output with a heartbeat. The detector assesses every covered township on
+    every scan (X-band: every minute), almost all ``none``. Per (hazard, township) a
+    ``none`` is published only when the last assessment published for that key was not the
+    same bare ``none`` (same rule), or when ``heartbeat_s`` of event time has passed since
+    it; anything above ``none`` is always published (see ``_quiet_signature``). So a level
+    change, and a drop to ``none``, goes out at once. What is held back repeats the radar's
+    last published entry, which the lifecycle reads as the source's level until its next
+    report, so the township level at every decision time is unchanged. Decision times
+    made only by held-back ``none`` reports go, so the all-clear (which the lifecycle gives
+    at the first decision time after its quiet period, counted from the last one above
+    ``none``) can move by up to ``heartbeat_s``, earlier or later. The watermark: a
+    township's decisions wait for all its expected sources, and a quiet radar now reports
+    only every ``heartbeat_s`` (default 360 s, the S-band cycle, below the lifecycle's
+    600 s allowed lateness), so a decision can wait that long in real time (``sent_at``
+    stays the triggering scan's time).
+    ``heartbeat_s=0`` publishes every assessment, as before.
+
+    The last published state is kept in the radar's state (``"emitted"``: key →
+    ``[epoch_s, quiet signature or None]``, JSON-compatible, at most townships × 2
+    entries), so it survives a restart with the tracks. A redelivered scan re-publishes
+    exactly the keys published for it the first time (their stored time is the scan's).
     """
 
     name: ClassVar[str] = "rules-radar"
@@ -115,10 +141,14 @@ class RadarProcessor(_HazardProcessor):
         townships: TownshipPoints,
         config: ConvectionConfig = DEFAULT_CONVECTION_CONFIG,
         metrics: Metrics | None = None,
+        heartbeat_s: int = DEFAULT_RADAR_HEARTBEAT_S,
     ) -> None:
         super().__init__(metrics)
+        if heartbeat_s < 0:
+            raise ValueError(f"heartbeat_s must be >= 0, got {heartbeat_s}")
         self.townships = townships
         self.config = config
+        self.heartbeat_s = heartbeat_s
 
     def process(self, record: Record, state: StateStore) -> list[Emit]:
         self._processed.inc()
@@ -127,12 +157,53 @@ class RadarProcessor(_HazardProcessor):
             return [scan]
         radar: dict[str, Any] = state.get(scan.station_id) or new_radar_state()
         last: int | None = radar["scan_s"]
-        if last is not None and int(scan.observed_at.timestamp()) < last:
+        scan_s = int(scan.observed_at.timestamp())
+        if last is not None and scan_s < last:
             self._late.inc()
             return []
         assessments = assess_convection(scan, radar, self.townships, self.config)
+        if self.heartbeat_s > 0:
+            assessed = bool(assessments)
+            assessments = self._changed(radar.setdefault("emitted", {}), scan_s, assessments)
+            if assessed and not assessments:
+                self._quiet.inc()
         state[scan.station_id] = radar
         return self._emit(assessments)
+
+    def _changed(
+        self, emitted: dict[str, list[Any]], scan_s: int, assessments: list[HazardAssessment]
+    ) -> list[HazardAssessment]:
+        """The assessments to publish; records them in ``emitted`` (mutated)."""
+        out: list[HazardAssessment] = []
+        heartbeat = self.heartbeat_s
+        for a in assessments:
+            key = f"{a.hazard}:{a.township_code}"
+            quiet = _quiet_signature(a)
+            previous = emitted.get(key)
+            if (
+                quiet is not None
+                and previous is not None
+                and previous[1] == quiet
+                and previous[0] != scan_s  # the same scan again repeats what it published
+                and scan_s - previous[0] < heartbeat
+            ):
+                continue
+            emitted[key] = [scan_s, quiet]
+            out.append(a)
+        return out
+
+
+def _quiet_signature(a: HazardAssessment) -> str | None:
+    """What the lifecycle reads of a bare ``none`` assessment (its rule); ``None`` for any other.
+
+    Only unchanged ``none`` is held back. An assessment above ``none`` is always published:
+    the lifecycle marks a warning active (``last_active``) only at the times its sources
+    report, so holding back a repeat above ``none`` would start the all-clear quiet period
+    early.
+    """
+    if a.level != "none" or a.evidence or a.onset_at is not None:
+        return None
+    return f"{a.rule_id} {a.certainty}"
 
 
 class GeoHazardProcessor(_HazardProcessor):
