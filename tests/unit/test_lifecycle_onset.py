@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from schemas.assessment import Evidence, HazardAssessment
 from schemas.command import ManualWarning, OperatorCommand
 from schemas.warning import WarningMessage
-from services.rules.lifecycle import LifecyclePolicy, _forecast_at, apply_command, fold, new_state
+from services.rules.lifecycle import _forecast_at, apply_command, new_state
+from tests.unit.test_lifecycle import POLICY, run
 
 T0 = datetime(2020, 8, 3, 12, 0, tzinfo=UTC)
-POLICY = LifecyclePolicy(allowed_lateness_s=86_400, deescalate_dwell_s=3600, all_clear_quiet_s=3 * 3600)
 
 
 def at(minute: float) -> datetime:
@@ -40,16 +39,6 @@ def assessment(
         if level != "none"
         else (),
     )
-
-
-def run(stream: list[HazardAssessment], policy: LifecyclePolicy = POLICY) -> list[WarningMessage]:
-    state: dict[str, Any] = new_state()
-    out: list[WarningMessage] = []
-    expected = frozenset(a.source_id for a in stream)
-    for a in stream:
-        messages, _ = fold(state, a, policy, expected)
-        out.extend(messages)
-    return out
 
 
 def first_alert(stream: list[HazardAssessment]) -> WarningMessage:
