@@ -95,9 +95,18 @@ async def test_broadcast_ebm_per_county_and_play_out_receipts() -> None:
     gateway = BroadcastGatewayConfig(delivery_failure_rate=0.02, duplicate_receipt_p=0.1, seed=4, receipt_delay_ms=10)
     async with broadcast_simulator(gateway) as sim:
         results = await sim.channel.send(batch, rendered)
-        stats = await wait_receipts(sim, len(batch))
-        await asyncio.sleep(0.1)
-        receipts = sim.receipts()
+        await wait_receipts(sim, len(batch))
+        await asyncio.sleep(0.1)  # the duplicates follow their originals by duplicate_lag_ms
+        # the gateway counts a post once it returns, the test server holds it as it arrives:
+        # read both when they agree, so a duplicate in flight is on neither side or on both
+        deadline = time.monotonic() + 5.0
+        while True:
+            stats = await sim.stats()
+            receipts = sim.receipts()
+            agree = len(receipts) == stats["receipts_sent"] + stats["duplicate_receipts_sent"]
+            if agree or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
     assert stats["received_requests"] == 2  # one EBM per county platform
     assert all(r.state == "submitted" for r in results)
     assert {r.provider_message_id for r in results} == {e["EBM"]["EBMID"] for e in rendered.broadcast.values()}
