@@ -44,7 +44,9 @@ earlier message, so every warning has one history whatever its origin.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -183,7 +185,8 @@ def fold(
         if state["held"]:
             emitted.extend(_expire_holds(state, tau))
         level_rank, evidence, rule_id = _township_level(sources, tau, rollup, ordered)
-        forecast = _forecast_at(sources, tau, ordered)
+        # the forecast only fills a message: computed when one is sent, not at every tau
+        forecast = partial(_forecast_at, sources, tau, ordered)
         msg = decide(state, tau, level_rank, evidence, assessment, policy, rule_id, forecast)
         if msg is not None:
             emitted.append(_publish(state, msg, tau, policy))
@@ -340,14 +343,19 @@ def decide(
     basis: HazardAssessment,
     policy: LifecyclePolicy,
     rule_id: str | None = None,
-    forecast: Forecast | None = None,
+    forecast_of: Callable[[], Forecast | None] | None = None,
 ) -> WarningMessage | None:
     """One decision at event time ``tau`` for the rules warning; mutates ``state``.
 
     ``rule_id``: the rule of the source that sets the township level (default: the basis's).
-    ``forecast``: onset and certainty of the sources at that level (``_forecast_at``); they
-    only fill the message, never change a decision (a new onset alone is no Update).
+    ``forecast_of``: onset and certainty of the sources at that level (``_forecast_at``),
+    asked only when a message is made; they fill it, never change a decision (a new onset
+    alone is no Update).
     """
+
+    def forecast() -> Forecast | None:  # at most one message per decision: asked at most once
+        return None if forecast_of is None else forecast_of()
+
     if level_rank <= state["suppress_rank"]:
         if level_rank == 0:
             state["suppress_rank"] = 0
@@ -363,13 +371,13 @@ def decide(
         warning = _new_warning(warning_id, basis.hazard, (basis.township_code,), rule, "rules", None)
         warning["last_active"] = tau
         state["warning"] = warning
-        return _message(warning, "Alert", tau, level_rank, evidence, policy, forecast=forecast)
+        return _message(warning, "Alert", tau, level_rank, evidence, policy, forecast=forecast())
 
     if level_rank > 0:
         warning["last_active"] = tau
     if level_rank > warning["rank"]:
         warning["below_since"] = None
-        return _message(warning, "Update", tau, level_rank, evidence, policy, forecast=forecast)
+        return _message(warning, "Update", tau, level_rank, evidence, policy, forecast=forecast())
     if level_rank == 0 and tau - warning["last_active"] >= policy.all_clear_quiet_s:
         state["warning"] = None
         return _message(warning, "Cancel", tau, warning["rank"], evidence, policy)
@@ -378,11 +386,11 @@ def decide(
             warning["below_since"] = tau
         if level_rank > 0 and tau - warning["below_since"] >= policy.deescalate_dwell_s:
             warning["below_since"] = None
-            return _message(warning, "Update", tau, level_rank, evidence, policy, forecast=forecast)
+            return _message(warning, "Update", tau, level_rank, evidence, policy, forecast=forecast())
     else:
         warning["below_since"] = None
     if tau >= warning["expires"] - policy.renew_before_s and level_rank > 0:
-        return _message(warning, "Update", tau, warning["rank"], evidence, policy, forecast=forecast)
+        return _message(warning, "Update", tau, warning["rank"], evidence, policy, forecast=forecast())
     return None
 
 
