@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
+from scipy.special import ndtri  # type: ignore[import-untyped]  # scipy ships no type information
 
 from schemas.common import LEVEL_RANK, RANK_LEVEL, LevelOrNone
 
@@ -149,10 +150,6 @@ def theil_sen_slope(
     return slope, intercept
 
 
-# one-sided normal quantiles for the confidence levels the detectors use
-_Z_ONE_SIDED: dict[float, float] = {0.9: 1.2816, 0.95: 1.6449, 0.975: 1.96, 0.99: 2.3263}
-
-
 def theil_sen_lower_bound(
     times: Sequence[float] | npt.NDArray[np.float64],
     values: Sequence[float] | npt.NDArray[np.float64],
@@ -165,10 +162,10 @@ def theil_sen_lower_bound(
     distribution-free interval ``scipy.stats.theilslopes`` gives, from the slopes already
     computed here (the detectors call this on every report). ``(0, 0)`` below 3 readings.
     """
-    z = _Z_ONE_SIDED.get(confidence)
-    if z is None:
-        msg = f"confidence must be one of {sorted(_Z_ONE_SIDED)}"
+    if not 0.5 <= confidence < 1.0:
+        msg = f"confidence must be in [0.5, 1), got {confidence}"
         raise ValueError(msg)
+    z = float(ndtri(confidence))  # the one-sided normal quantile
     t, _, slopes = _pairwise_slopes(times, values)
     if t.size < 3 or not slopes.size:
         return 0.0, 0.0

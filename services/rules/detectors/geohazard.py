@@ -30,7 +30,7 @@ Deformation (§2.4, improved tangent angle, Xu Qiang et al. 2009 [K]):
   ``ΔT/Δt = v / v_c`` and ``α = arctan(v / v_c)`` in degrees: 45° while the slope creeps at
   its usual rate, → 90° as it accelerates.
 - Gate: unless the velocity's one-sided lower confidence bound (Sen's rank interval,
-  ``velocity_confidence`` 95 % [A]) reaches ``min_velocity_mm_per_day``, the deformation
+  ``velocity_confidence`` 99.9 % [A]; decisions.md §21) reaches ``min_velocity_mm_per_day``, the deformation
   level is ``none`` whatever α says (§2.4: α "combined with a minimum displacement-rate
   gate so that noise cannot trigger"). The bound, not the estimate: over a few hours of
   reports GNSS noise alone gives velocities of several mm/d.
@@ -150,7 +150,10 @@ class GeoHazardPointThresholds(FrozenConfig):
     )
     min_velocity_reports: int = Field(default=4, ge=2)
     velocity_confidence: float = Field(
-        default=0.99, description="one-sided confidence of the velocity's lower bound the gate uses [A]"
+        default=0.999,
+        ge=0.5,
+        lt=1.0,
+        description="one-sided confidence of the velocity's lower bound the gate uses [A]",
     )
     allowed_lateness_s: int = Field(default=HOUR_S, ge=0)
     rain_windows: tuple[RainWindow, ...] = Field(default=(), description="window totals; empty: R_eff only")

@@ -386,9 +386,13 @@ def test_the_lower_bound_is_sens_interval_as_scipy_computes_it() -> None:
     for n in (5, 12, 36, 144):
         t = np.arange(n, dtype=np.float64) * 600.0
         y = (2e-5 * t + rng.normal(0.0, 0.5, n)).astype(np.float64)
-        slope, lower = theil_sen_lower_bound(t, y, 0.95)
-        reference = theilslopes(y, t, alpha=0.90)  # two-sided 90 % = one-sided 95 %
-        assert slope == pytest.approx(reference.slope)
-        assert lower == pytest.approx(reference.low_slope)
-    with pytest.raises(ValueError, match="confidence"):
-        theil_sen_lower_bound(t, y, 0.8)
+        for confidence in (0.95, 0.99, 0.999):
+            slope, lower = theil_sen_lower_bound(t, y, confidence)
+            reference = theilslopes(y, t, alpha=2 * confidence - 1)  # two-sided 2c − 1 = one-sided c
+            assert slope == pytest.approx(reference.slope)
+            assert lower == pytest.approx(reference.low_slope)
+    for outside in (0.3, 1.0):
+        with pytest.raises(ValueError, match="confidence"):
+            theil_sen_lower_bound(t, y, outside)
+    with pytest.raises(ValueError, match="velocity_confidence"):
+        GeoHazardPointThresholds(velocity_confidence=1.0)
