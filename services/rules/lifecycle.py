@@ -170,6 +170,12 @@ def fold(
         watermark = max(oldest, newest - policy.allowed_lateness_s)
     if decided_until is not None and watermark <= decided_until:
         return [], False
+    if _all_quiet(state):
+        # every decision up to the watermark would find level none with nothing to end,
+        # hold or suppress: ``decide`` returns None and changes nothing, so skip the times
+        state["decided_until"] = watermark
+        _prune(state, watermark, policy)
+        return [], False
     times = sorted(
         {
             h_t
@@ -193,6 +199,13 @@ def fold(
     state["decided_until"] = watermark
     _prune(state, watermark, policy)
     return emitted, False
+
+
+def _all_quiet(state: dict[str, Any]) -> bool:
+    """No warning, hold or suppression, and every kept source entry at level none."""
+    if state["warning"] is not None or state["held"] or state["suppress_rank"]:
+        return False
+    return all(entry[1] == "none" for history in state["sources"].values() for entry in history)
 
 
 def _insert(history: list[list[Any]], entry: list[Any]) -> None:

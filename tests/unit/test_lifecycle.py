@@ -6,17 +6,20 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.assessment import HazardAssessment
 from schemas.common import LEVEL_RANK
 from schemas.warning import WarningMessage
+from services.rules import lifecycle
 from services.rules.lifecycle import LifecyclePolicy, fold, new_state
 
 T0 = datetime(2020, 8, 3, 12, 0, tzinfo=UTC)
 LEVELS = ["none", "blue", "yellow", "orange", "red"]
 POLICY = LifecyclePolicy(allowed_lateness_s=86_400, deescalate_dwell_s=3600, all_clear_quiet_s=3 * 3600)
+lifecycle_all_quiet = lifecycle._all_quiet
 
 
 def assessment(source: str, minute: int, level: str) -> HazardAssessment:
@@ -139,3 +142,29 @@ def test_quiet_source_does_not_hold_back_forever() -> None:
     messages = run(stream, policy)
     assert [m.msg_type for m in messages] == ["Alert"]
     assert messages[0].sent_at == T0 + timedelta(minutes=10)
+
+
+mostly_none = st.lists(st.sampled_from(["none"] * 6 + LEVELS[1:]), min_size=1, max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(series=st.lists(mostly_none, min_size=1, max_size=3), order_seed=st.randoms(use_true_random=False))
+def test_the_quiet_fast_path_decides_as_the_full_loop(series: list[list[str]], order_seed: Any) -> None:
+    """Skipping the decision times of an all-none key changes no message and no state."""
+    per_source = [[assessment(f"G{i}", 10 * t, lvl) for t, lvl in enumerate(s)] for i, s in enumerate(series)]
+    stream = [a for src in per_source for a in src]
+    order_seed.shuffle(stream)
+    stream.sort(key=lambda a: a.assessed_at)  # each source in order; ties shuffled
+    policy = LifecyclePolicy(allowed_lateness_s=600, deescalate_dwell_s=1800, all_clear_quiet_s=3600)
+
+    def fold_all(skip_quiet: bool) -> tuple[list[WarningMessage], dict[str, Any]]:
+        state: dict[str, Any] = new_state()
+        out: list[WarningMessage] = []
+        expected = frozenset(a.source_id for a in stream)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(lifecycle, "_all_quiet", lifecycle_all_quiet if skip_quiet else lambda _s: False)
+            for a in stream:
+                out.extend(fold(state, a, policy, expected)[0])
+        return out, state
+
+    assert fold_all(skip_quiet=True) == fold_all(skip_quiet=False)
