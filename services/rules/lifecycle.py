@@ -47,7 +47,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -102,6 +102,12 @@ class LifecyclePolicy(BaseModel):
     renew_before_s: int = Field(default=1800, ge=0, description="renew this long before expiry")
     deescalate_dwell_s: int = Field(default=3600, ge=0)
     all_clear_quiet_s: int = Field(default=3 * 3600, ge=0)
+    stale_after_s: int | None = Field(
+        default=1800,
+        gt=0,
+        description="a source silent this long is stale: a level resting on stale sources only is "
+        "'Possible' and names them (None: never) [A]",
+    )
     outbox_keep_s: int = Field(default=3600, ge=0, description="re-emit window after a repeat")
     holds: tuple[HoldRule, ...] = DEFAULT_HOLDS
     geohazard_rollup: RollupPolicy | None = Field(
@@ -192,7 +198,7 @@ def fold(
             emitted.extend(_expire_holds(state, tau))
         level_rank, evidence, rule_id = _township_level(sources, tau, rollup, ordered)
         # the forecast only fills a message: computed when one is sent, not at every tau
-        forecast = partial(_forecast_at, sources, tau, ordered)
+        forecast = partial(_forecast_at, sources, tau, ordered, policy.stale_after_s)
         msg = decide(state, tau, level_rank, evidence, assessment, policy, rule_id, forecast)
         if msg is not None:
             emitted.append(_publish(state, msg, tau, policy))
@@ -276,11 +282,18 @@ def _township_level(
     return rolled, [count, *(e for _, evidence in escalating for e in evidence)], best_rule
 
 
-Forecast = tuple[int, Certainty]
-"""``(onset epoch s, certainty)`` of the sources that set a township's level."""
+class Forecast(NamedTuple):
+    """Onset and certainty of the sources that set a township's level."""
+
+    onset_s: int
+    certainty: Certainty
+    stale: tuple[tuple[str, int], ...] = ()
+    """(source, seconds since its last report) when every source at the level is stale"""
 
 
-def _forecast_at(sources: dict[str, list[list[Any]]], tau: int, ordered: list[str]) -> Forecast | None:
+def _forecast_at(
+    sources: dict[str, list[list[Any]]], tau: int, ordered: list[str], stale_after_s: int | None = None
+) -> Forecast | None:
     """The earliest onset and the strongest certainty among the sources at the highest source
     level at ``tau`` (``None`` when every source is at none).
 
@@ -288,9 +301,16 @@ def _forecast_at(sources: dict[str, list[list[Any]]], tau: int, ordered: list[st
     is never later than ``tau`` when one source at that level has already observed it;
     ``_message`` clamps the onset to the sent time. ``min``/``max`` make it independent of
     the visiting order. Entries stored before onsets were kept read as observed.
+
+    Staleness (``stale_after_s``, ``LifecyclePolicy.stale_after_s``): a source whose last
+    report is more than that before ``tau`` is stale. When every source at the level is
+    stale, the level rests on readings nobody has confirmed since: the certainty falls to
+    ``Possible`` (``detectors.health.downgrade``'s rule for a stale sensor) and ``stale``
+    lists them, so the message says which sensors went silent and for how long.
     """
     top, onset = 0, 0
     certainty: Certainty = "Observed"
+    at_top: list[tuple[str, int]] = []
     for source_id in ordered:
         entry = _at(sources[source_id], tau)
         if entry is None:
@@ -302,10 +322,18 @@ def _forecast_at(sources: dict[str, list[list[Any]]], tau: int, ordered: list[st
         src_certainty: Certainty = entry[5] if len(entry) > 5 else "Observed"
         if rank > top:
             top, onset, certainty = rank, src_onset, src_certainty
+            at_top = []
         else:
             onset = min(onset, src_onset)
             certainty = max(certainty, src_certainty, key=lambda c: CERTAINTY_RANK.get(c, 0))
-    return (onset, certainty) if top else None
+        at_top.append((source_id, tau - int(entry[0])))
+    if not top:
+        return None
+    if stale_after_s is not None and all(silent > stale_after_s for _, silent in at_top):
+        if CERTAINTY_RANK.get(certainty, 0) > CERTAINTY_RANK["Possible"]:
+            certainty = "Possible"
+        return Forecast(onset, certainty, tuple(at_top))
+    return Forecast(onset, certainty)
 
 
 def _prune(state: dict[str, Any], watermark: int, policy: LifecyclePolicy) -> None:
@@ -524,6 +552,17 @@ def _issue_manual(state: dict[str, Any], command: OperatorCommand, tau: int, pol
     return _publish(state, msg, tau, policy)
 
 
+def _stale_evidence(source_id: str, silent_s: int, policy: LifecyclePolicy) -> dict[str, Any]:
+    return {
+        "station_id": source_id,
+        "metric": "sensor_stale_s",
+        "value": float(silent_s),
+        "threshold": float(policy.stale_after_s) if policy.stale_after_s is not None else None,
+        "window_s": None,
+        "basis": "observed",
+    }
+
+
 def _message(
     warning: dict[str, Any],
     msg_type: MsgType,
@@ -554,10 +593,11 @@ def _message(
     sent = _iso(tau)
     validity = timedelta(seconds=validity_s or policy.validity_s)
     expires = sent + validity
-    onset = _iso(max(tau, forecast[0])) if forecast is not None else sent
+    onset = _iso(max(tau, forecast.onset_s)) if forecast is not None else sent
     certainty: Certainty = "Unknown" if warning["origin"] == "manual" else "Observed"
     if forecast is not None:
-        certainty = forecast[1]
+        certainty = forecast.certainty
+        evidence = [*evidence, *(_stale_evidence(source, silent, policy) for source, silent in forecast.stale)]
     references = list(warning["sent"])
     warning["sent"] = [*references, tau]
     if msg_type != "Cancel":

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from schemas.assessment import Evidence, HazardAssessment
 from schemas.command import ManualWarning, OperatorCommand
 from schemas.warning import WarningMessage
-from services.rules.lifecycle import _forecast_at, apply_command, new_state
+from services.rules.lifecycle import Forecast, LifecyclePolicy, _forecast_at, apply_command, fold, new_state
 from tests.unit.test_lifecycle import POLICY, run
 
 T0 = datetime(2020, 8, 3, 12, 0, tzinfo=UTC)
@@ -151,8 +151,8 @@ def test_ids_and_versions_do_not_depend_on_onsets() -> None:
 
 def test_entries_stored_before_onsets_were_kept_read_as_observed() -> None:
     sources = {"G1": [[0, "orange", [], "old-rule"]], "R1": [[0, "orange", [], "rule", 600, "Likely"]]}
-    assert _forecast_at(sources, 0, sorted(sources)) == (0, "Observed")
-    assert _forecast_at({"R1": sources["R1"]}, 0, ["R1"]) == (600, "Likely")
+    assert _forecast_at(sources, 0, sorted(sources)) == Forecast(0, "Observed")
+    assert _forecast_at({"R1": sources["R1"]}, 0, ["R1"]) == Forecast(600, "Likely")
     assert _forecast_at({"G1": [[0, "none", [], "rule", None, "Likely"]]}, 0, ["G1"]) is None
 
 
@@ -167,3 +167,38 @@ def test_manual_warning_certainty_is_unknown() -> None:
     )
     (msg,) = apply_command(new_state(), command, POLICY)
     assert (msg.onset_at, msg.certainty) == (msg.sent_at, "Unknown")
+
+
+def test_a_level_resting_on_silent_sources_only_is_possible_and_names_them() -> None:
+    sources = {
+        "G1": [[0, "red", [], "rule", None, "Observed"]],
+        "G2": [[0, "orange", [], "rule", None, "Observed"], [3000, "orange", [], "rule", None, "Observed"]],
+        "R1": [[2400, "red", [], "rule", 2700, "Likely"]],
+    }
+    # R1 reported red 600 s ago: the level is confirmed
+    assert _forecast_at(sources, 3000, sorted(sources), 1800) == Forecast(0, "Observed")
+    # without R1, red rests on G1 alone, silent for 3000 s > 1800 s
+    silent = {k: v for k, v in sources.items() if k != "R1"}
+    assert _forecast_at(silent, 3000, sorted(silent), 1800) == Forecast(0, "Possible", (("G1", 3000),))
+    assert _forecast_at(silent, 1800, sorted(silent), 1800) == Forecast(0, "Observed")  # not yet more than
+    assert _forecast_at(silent, 3000, sorted(silent), None) == Forecast(0, "Observed")  # staleness off
+    unlikely = {"G1": [[0, "red", [], "rule", None, "Unlikely"]]}
+    assert _forecast_at(unlikely, 9000, ["G1"], 1800) == Forecast(0, "Unlikely", (("G1", 9000),))  # never raised
+
+
+def test_a_renewal_on_a_silent_gauge_says_so() -> None:
+    """G1 reports red once and goes silent; G2 keeps reporting none. The warning stays (the
+    reading was sound), but its renewal is Possible and names G1 and its silence."""
+    policy = LifecyclePolicy(allowed_lateness_s=600, validity_s=3600, renew_before_s=600, stale_after_s=1800)
+    state = new_state()
+    stream = [assessment("G1", 0, "red")] + [assessment("G2", m, "none") for m in range(0, 121, 10)]
+    out: list[WarningMessage] = []
+    for a in stream:
+        out.extend(fold(state, a, policy, frozenset({"G1", "G2"}))[0])
+    alert, renewal = out[0], out[1]
+    assert (alert.msg_type, alert.level, alert.certainty) == ("Alert", "red", "Observed")
+    assert not [e for e in alert.evidence if e.metric == "sensor_stale_s"]
+    assert (renewal.msg_type, renewal.level, renewal.sent_at) == ("Update", "red", at(50))
+    assert renewal.certainty == "Possible"
+    stale = [e for e in renewal.evidence if e.metric == "sensor_stale_s"]
+    assert [(e.station_id, e.value, e.threshold) for e in stale] == [("G1", 3000.0, 1800.0)]
