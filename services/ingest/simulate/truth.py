@@ -11,12 +11,18 @@ Hazards, levels and thresholds (``TruthEvent.level`` is the CMA colour)::
     rainstorm          rolling 12/6/3/3-h rain (mm)     §1.2   12h≥50  6h≥50    3h≥50    3h≥100
     convection         reflectivity at the township     §4.1   —       ≥ 45     ≥ 50     ≥ 55   dBZ
     typhoon | gale     2-min mean wind, Beaufort force  §1.7   ≥ F6    ≥ F8     ≥ F10    ≥ F12
+                       or its gust (§1.3 typhoon)              ≥ F8    ≥ F10    ≥ F12    ≥ F14
+                       or its gust (§1.4 gale)                 ≥ F7    ≥ F9     ≥ F11    ≥ F13
     flood              river gauge level (station)      §3.2   —       warning  guaranteed historical max
     tide               tide station level (station)     §3.2   —       warning  guaranteed historical max
     geohazard          slope failure (station)          §2.4   —       —        —        failure
 
 The SHR colours follow the rules' design choice (``short_heavy_rain`` detector); strong
-wind is ``typhoon`` in a typhoon scenario and ``gale`` otherwise. Blue for convection is
+wind is ``typhoon`` in a typhoon scenario and ``gale`` otherwise. The signals' criteria are
+"mean *or* gust" (§1.3, §1.4). The world's gust is the mean wind times a gust factor drawn
+per report from ``gust_factor`` (g₀, g₁), so the truth takes the township's gust as the mean
+times the factor's expectation (g₀ + g₁) / 2: a level is reached when the mean wind reaches
+``min(mean threshold, gust threshold / g)`` (gale blue with g = 1.5: 13.9 / 1.5 = 9.27 m/s). Blue for convection is
 not truth: 40 dBZ is moderate rain, not convection.
 
 Episodes, per (hazard, level, township or station)::
@@ -66,6 +72,22 @@ CONVECTION_DBZ: Final[tuple[tuple[Level, float], ...]] = (("yellow", 45.0), ("or
 BEAUFORT_MS: Final[tuple[tuple[Level, float], ...]] = (
     ("blue", 10.8), ("yellow", 17.2), ("orange", 24.5), ("red", 32.7),
 )  # fmt: skip
+"""mean wind: the lower bound of force 6 / 8 / 10 / 12 (§1.7)"""
+GUST_MS: Final[dict[str, tuple[tuple[Level, float], ...]]] = {
+    "typhoon": (("blue", 17.2), ("yellow", 24.5), ("orange", 32.7), ("red", 41.5)),  # F8/10/12/14 (§1.3)
+    "gale": (("blue", 13.9), ("yellow", 20.8), ("orange", 28.5), ("red", 37.0)),  # F7/9/11/13 (§1.4)
+}
+"""gust: the lower bound of each signal's gust force (§1.7 bands)"""
+
+
+def wind_thresholds_ms(wind_hazard: str, gust_factor: float | None) -> tuple[tuple[Level, float], ...]:
+    """The mean wind at which each level is reached, by its mean or its gust criterion."""
+    if gust_factor is None:
+        return BEAUFORT_MS
+    gusts = dict(GUST_MS[wind_hazard])
+    return tuple((level, round(min(ms, gusts[level] / gust_factor), 2)) for level, ms in BEAUFORT_MS)
+
+
 LONGEST_WINDOW_MIN: Final = 24 * 60
 
 
@@ -286,7 +308,10 @@ class GroundTruth:
         townships: Sequence[str],
         wind_hazard: str,
         merge_gap_s: int,
+        gust_factor: float | None = None,
     ) -> None:
+        """``gust_factor``: the world's mean gust factor (the truth's gust = mean × it); ``None``
+        scores the mean wind alone."""
         self.__init__()  # type: ignore[misc]  # a GroundTruth is reusable: begin() starts afresh
         self.scenario, self.seed, self.start, self.end = scenario, seed, start, end
         self._merge_gap_s = merge_gap_s
@@ -309,7 +334,7 @@ class GroundTruth:
             track("rainstorm", level, f"rain_{window_min // 60}h_mm", mm, str(window_min))
         for level, dbz in CONVECTION_DBZ:
             track("convection", level, "dbz", dbz, "dbz")
-        for level, ms in BEAUFORT_MS:
+        for level, ms in wind_thresholds_ms(wind_hazard, gust_factor):
             track(wind_hazard, level, "wind_mean_ms", ms, "wind")
 
     def add_gauges(self, gauges: Sequence[GaugeSpec]) -> None:

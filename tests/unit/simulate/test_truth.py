@@ -86,6 +86,38 @@ def test_levels_are_nested_and_scoring_folds_them() -> None:
     assert (episode.onset, episode.end) == (gale["blue"].start, gale["blue"].end)
 
 
+@pytest.mark.parametrize(
+    ("hazard", "gust_factor", "mean_ms", "expected"),
+    [
+        ("gale", None, 10.7, set()),  # the mean alone: below force 6
+        ("gale", 1.5, 9.2, set()),  # gust 13.8 m/s: force 6
+        ("gale", 1.5, 9.3, {"blue"}),  # gust 13.95 m/s: force 7 (§1.4 blue: mean ≥ F6 or gust ≥ F7)
+        ("gale", 1.5, 13.9, {"blue", "yellow"}),  # gust 20.85: force 9
+        ("typhoon", 1.5, 10.7, set()),  # gust 16.05: force 7, below typhoon blue's force 8
+        ("typhoon", 1.5, 10.8, {"blue"}),  # the mean: force 6
+        ("typhoon", 1.5, 16.4, {"blue", "yellow"}),  # gust 24.6: force 10 (§1.3 yellow)
+    ],
+)
+def test_strong_wind_is_reached_by_the_mean_or_by_its_gust(
+    hazard: str, gust_factor: float | None, mean_ms: float, expected: set[str]
+) -> None:
+    truth = GroundTruth()
+    truth.begin(
+        scenario="unit",
+        seed=1,
+        start=START,
+        end=START + timedelta(hours=1),
+        townships=["330302001"],
+        wind_hazard=hazard,
+        merge_gap_s=600,
+        gust_factor=gust_factor,
+    )
+    for minute in range(1, 31):
+        truth.observe_townships(_at(minute), np.zeros(1), np.full(1, np.nan), np.array([mean_ms]))
+    truth.finish()
+    assert {e.level for e in truth.events_for(hazard)} == expected
+
+
 def test_gauges_have_their_own_levels() -> None:
     truth = _truth()
     truth.add_gauges(

@@ -87,6 +87,7 @@ class World:
             [t.code for t in towns], [t.lon for t in towns], [t.lat for t in towns], [t.elevation_m for t in towns]
         )
         gust = scenario.typhoon.gust_factor if scenario.typhoon else (1.4, 1.6)
+        self.gust_factor = gust
         self.aws = RainGauges(
             points(net.aws),
             [s.rain is None or s.rain.reports_wind for s in net.aws],
@@ -137,6 +138,7 @@ class World:
             townships=self.towns.ids,
             wind_hazard=sc.wind_hazard,
             merge_gap_s=sc.truth.merge_gap_s,
+            gust_factor=sum(self.gust_factor) / 2.0,
         )
         gauges = [
             GaugeSpec(
