@@ -11,9 +11,12 @@ as fast as it can) in another, in a fresh topic namespace. While the worker cons
 benchmark samples the worker's RSS from ``/proc`` and its progress from the brokers'
 committed offsets of every rules consumer group against the input topics' end offsets.
 
-Prints, with the machine banner: the worker's peak RSS (VmHWM), its RSS at every 10 % of
-the input consumed, the change over the second half of the replay (flat means state is
-bounded by window length, not by how long the worker has run), wall time and throughput.
+Prints, with the machine banner: the worker's peak RSS (VmHWM), its RSS and its live heap
+(``earlywarn_python_heap_blocks`` from the worker's /metrics: the interpreter's allocated
+blocks) at every 10 % of the input consumed, the change of both over the second half of the
+replay (flat means state is bounded by window length, not by how long the worker has run;
+RSS also keeps the allocator's high-water mark, the live heap does not), wall time and
+throughput.
 Issue #4's target: peak ≤ 512 MB and flat over a 24-hour full-network replay.
 """
 
@@ -23,12 +26,15 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
+import httpx
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.consumer import AIOKafkaConsumer
@@ -45,6 +51,28 @@ class Sample:
     rss_mb: float
     consumed: int
     total: int
+    heap_blocks: float | None = None
+    """the worker's ``earlywarn_python_heap_blocks`` (live heap), when its /metrics answered"""
+
+
+HEAP_GAUGE = re.compile(rb"^earlywarn_python_heap_blocks ([0-9.e+]+)$", re.MULTILINE)
+
+
+async def heap_blocks(client: httpx.AsyncClient, url: str) -> float | None:
+    """The worker's live heap in allocated blocks, from its /metrics (None if it did not answer)."""
+    try:
+        response = await client.get(url, timeout=5.0)
+    except httpx.HTTPError:
+        return None
+    found = HEAP_GAUGE.search(response.content)
+    return float(found.group(1)) if found else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def proc_status_mb(pid: int, field: str) -> float:
@@ -108,7 +136,12 @@ async def bench(opts: argparse.Namespace) -> list[Sample]:
     groups = {f"{ns}earlywarn-{p.name}": tuple(f"{ns}{t}" for t in p.topics) for p in procs}
     common = ["--broker", broker, "--namespace", ns, "--partitions", str(opts.partitions)]
     env_log = os.environ.get("EARLYWARN_BENCH_LOG_DIR", "/tmp")
-    worker = start(["rules", *common, "--network", "registry"], f"{env_log}/bench-rules-worker.log")
+    metrics_port = free_port()
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    worker = start(
+        ["rules", *common, "--network", "registry", "--metrics-port", str(metrics_port)],
+        f"{env_log}/bench-rules-worker.log",
+    )
     samples: list[Sample] = []
     t0 = time.perf_counter()
     ingest: subprocess.Popen[bytes] | None = None
@@ -122,7 +155,7 @@ async def bench(opts: argparse.Namespace) -> list[Sample]:
         ingest = start(ingest_args, f"{env_log}/bench-rules-ingest.log")
         t0 = time.perf_counter()
         caught_up = 0
-        async with Progress(opts.bootstrap, groups) as tracker:
+        async with Progress(opts.bootstrap, groups) as tracker, httpx.AsyncClient() as client:
             while time.perf_counter() - t0 < opts.timeout_s:
                 await asyncio.sleep(opts.sample_s)
                 if worker.poll() is not None:
@@ -134,7 +167,9 @@ async def bench(opts: argparse.Namespace) -> list[Sample]:
                 except TimeoutError:
                     print("  (offsets not read in time: sample skipped)", flush=True)
                     continue
-                samples.append(Sample(time.perf_counter() - t0, proc_status_mb(worker.pid, "VmRSS"), consumed, total))
+                blocks = await heap_blocks(client, metrics_url)
+                rss = proc_status_mb(worker.pid, "VmRSS")
+                samples.append(Sample(time.perf_counter() - t0, rss, consumed, total, blocks))
                 if opts.verbose:
                     last = samples[-1]
                     print(f"  t={last.wall_s:6.0f} s  {consumed:,}/{total:,}  {last.rss_mb:.0f} MB", flush=True)
@@ -175,14 +210,18 @@ def report(opts: argparse.Namespace, samples: list[Sample], idle_mb: float, peak
         f"input consumed: {last.consumed:,} of {last.total:,} records in {wall:.0f} s ({last.consumed / wall:,.0f}/s)"
     )
     print(f"worker RSS: idle {idle_mb:.0f} MB, peak (VmHWM) {peak_mb:.0f} MB, final {last.rss_mb:.0f} MB")
-    print("RSS at each 10 % of the input consumed:")
+    print("RSS and live heap (interpreter's allocated blocks) at each 10 % of the input consumed:")
     rows = [at_fraction(samples, k / 10) for k in range(1, 11)]
     for k, s in enumerate(rows, start=1):
-        print(f"  {k * 10:3d} %  {s.rss_mb:7.0f} MB   (t={s.wall_s:6.0f} s)")
+        blocks = f"{s.heap_blocks / 1e6:6.2f} M blocks" if s.heap_blocks is not None else "   (no /metrics)"
+        print(f"  {k * 10:3d} %  {s.rss_mb:7.0f} MB  {blocks}   (t={s.wall_s:6.0f} s)")
     half, full = rows[4].rss_mb, rows[9].rss_mb
-    print(
-        f"second half: {half:.0f} → {full:.0f} MB ({full - half:+.0f} MB, {100 * (full - half) / max(half, 1):+.1f} %)"
-    )
+    rise = 100 * (full - half) / max(half, 1)
+    print(f"second half, RSS: {half:.0f} → {full:.0f} MB ({full - half:+.0f} MB, {rise:+.1f} %)")
+    b_half, b_full = rows[4].heap_blocks, rows[9].heap_blocks
+    if b_half and b_full:
+        change = 100 * (b_full - b_half) / b_half
+        print(f"second half, live heap: {b_half / 1e6:.2f} → {b_full / 1e6:.2f} M blocks ({change:+.1f} %)")
     verdict = "met" if peak_mb <= 512 else "MISSED"
     print(f"target peak ≤ 512 MB: {verdict}")
 

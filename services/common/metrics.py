@@ -6,7 +6,9 @@ hold several side by side. Labels are bounded sets (topic, reason, hazard, level
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import sys
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -55,6 +57,14 @@ class Metrics:
             buckets=LATENCY_BUCKETS_S,
             registry=r,
         )
+
+        self.heap_blocks = Gauge(
+            "earlywarn_python_heap_blocks",
+            "Memory blocks the interpreter has allocated now (sys.getallocatedblocks): the live heap, "
+            "which falls when objects are freed; RSS keeps the allocator's high-water mark",
+            registry=r,
+        )
+        self.heap_blocks.set_function(sys.getallocatedblocks)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -18,3 +18,20 @@ def test_metrics_and_health() -> None:
     assert client.get("/healthz").status_code == 200
     state["ok"] = False
     assert client.get("/healthz").status_code == 503
+
+
+def test_the_live_heap_gauge_follows_allocations() -> None:
+    import re
+
+    def blocks() -> float:
+        found = re.search(r"^earlywarn_python_heap_blocks (\S+)$", Metrics().render().decode(), re.MULTILINE)
+        assert found is not None
+        return float(found.group(1))
+
+    before = blocks()
+    held = [object() for _ in range(200_000)]
+    during = blocks()
+    del held
+    after = blocks()
+    assert during - before >= 150_000  # one block per object (and the list's own buffer)
+    assert during - after >= 150_000
