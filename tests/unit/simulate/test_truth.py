@@ -18,7 +18,9 @@ from tests.unit.simulate.support import START, TYPHOONS, revise, run, shipped, w
 # --------------------------------------------------------------------------- episodes, synthetically
 
 
-def _truth(towns: int = 1, merge_gap_s: int = 600) -> GroundTruth:
+def _truth(
+    towns: int = 1, merge_gap_s: int = 600, wind_hazard: str = "gale", gust_factor: float | None = None
+) -> GroundTruth:
     truth = GroundTruth()
     truth.begin(
         scenario="unit",
@@ -26,8 +28,9 @@ def _truth(towns: int = 1, merge_gap_s: int = 600) -> GroundTruth:
         start=START,
         end=START + timedelta(hours=6),
         townships=[f"33030200{i}" for i in range(towns)],
-        wind_hazard="gale",
+        wind_hazard=wind_hazard,
         merge_gap_s=merge_gap_s,
+        gust_factor=gust_factor,
     )
     return truth
 
@@ -101,17 +104,7 @@ def test_levels_are_nested_and_scoring_folds_them() -> None:
 def test_strong_wind_is_reached_by_the_mean_or_by_its_gust(
     hazard: str, gust_factor: float | None, mean_ms: float, expected: set[str]
 ) -> None:
-    truth = GroundTruth()
-    truth.begin(
-        scenario="unit",
-        seed=1,
-        start=START,
-        end=START + timedelta(hours=1),
-        townships=["330302001"],
-        wind_hazard=hazard,
-        merge_gap_s=600,
-        gust_factor=gust_factor,
-    )
+    truth = _truth(wind_hazard=hazard, gust_factor=gust_factor)
     for minute in range(1, 31):
         truth.observe_townships(_at(minute), np.zeros(1), np.full(1, np.nan), np.array([mean_ms]))
     truth.finish()
