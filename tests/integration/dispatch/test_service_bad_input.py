@@ -34,6 +34,7 @@ from services.dispatch.processor import DISPATCH_WORK, encode_callbacks
 from tests.integration.dispatch.test_service_support import (
     CODES,
     audience,
+    delivered_count,
     fast_policy,
     final_states,
     gateways,
@@ -113,8 +114,7 @@ async def test_a_text_over_a_channels_limit_is_a_clear_error_and_other_channels_
             await publish(svc.bus, msg)
 
             async def sms_delivered() -> bool:
-                states = final_states(await receipts(svc.bus))
-                return sum(1 for (ch, _), s in states.items() if ch == "sms" and s == "delivered") == expected
+                return await delivered_count(svc.bus, "sms") == expected
 
             await wait_for(sms_delivered, 10, "SMS delivered")
             await svc.wait_idle(5)
@@ -220,8 +220,7 @@ async def test_an_sms_text_over_its_segment_limit_is_refused_and_the_app_still_s
             await publish(svc.bus, msg)
 
             async def app_delivered() -> bool:
-                states = final_states(await receipts(svc.bus))
-                return sum(1 for (ch, _), s in states.items() if ch == "app" and s == "delivered") == expected
+                return await delivered_count(svc.bus, "app") == expected
 
             await wait_for(app_delivered, 10, "app pushes delivered")
             refused = [r for r in await rejected(svc.bus) if r.reason == "oversized"]

@@ -147,6 +147,12 @@ def final_states(items: list[DeliveryReceipt], message_id: str | None = None) ->
     return {k: r.state for k, r in best.items()}
 
 
+async def delivered_count(bus: Bus, channel: str) -> int:
+    """How many targets of ``channel`` the receipts on the bus show as delivered."""
+    states = final_states(await receipts(bus))
+    return sum(1 for (ch, _), state in states.items() if ch == channel and state == "delivered")
+
+
 async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout_s: float = 10.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -12,7 +12,7 @@ forecast per (advisory, station, 30-min bucket); the reference (``reference_emit
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,10 +26,9 @@ from services.common.bus.processor import DictState
 from services.common.metrics import Metrics
 from services.rules.processors import RainstormProcessor
 from tests.unit.rules_processors.helpers import metric, record
-from tests.unit.rules_processors.test_rain_fast_path import reference_emits
+from tests.unit.rules_processors.test_rain_fast_path import T0, TOWN, reference_emits
+from tests.unit.rules_processors.test_rain_fast_path import observations_from as rain_observations_from
 
-T0 = datetime(2019, 8, 9, 12, 0, tzinfo=UTC)
-TOWN = "330324100"
 POSITIONS = {
     "RAIN-A0001": (120.65, 28.0),
     "RAIN-A0002": (120.95, 27.75),
@@ -70,21 +69,8 @@ report = st.tuples(
 
 
 def observations_from(reports: list[tuple[str, int, float, tuple[float, float] | None]]) -> list[RainObservation]:
-    out = []
-    for station, minute, rain, wind in reports:
-        mean, extra = wind if wind is not None else (None, 0.0)
-        out.append(
-            RainObservation(
-                station_id=station,
-                township_code=TOWN,
-                observed_at=T0 + timedelta(minutes=minute),
-                rain_mm=rain,
-                interval_s=60,
-                wind_mean_ms=mean,
-                wind_gust_ms=None if mean is None else mean + extra,
-            )
-        )
-    return out
+    """1-min reports (the rain fast path's helper at a 60-s interval; every rain drawn here fits it)."""
+    return rain_observations_from([(station, minute, rain, 60, wind) for station, minute, rain, wind in reports])
 
 
 def fast(
