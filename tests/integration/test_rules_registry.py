@@ -63,11 +63,14 @@ class Tally(Processor):
     topics: ClassVar[tuple[str, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, inner: Processor, outcomes: Counter[str]) -> None:
+    def __init__(self, inner: Processor, outcomes: Counter[str], kept: list[bytes] | None = None) -> None:
         self.inner = inner
         self.outcomes = outcomes
+        self.kept = kept
 
     def process(self, record: Record, state: StateStore) -> list[Emit]:
+        if self.kept is not None:
+            self.kept.append(record.value)
         emits = self.inner.process(record, state)
         produced = {e.topic for e in emits}
         if topics.ASSESSMENTS in produced:
@@ -79,9 +82,9 @@ class Tally(Processor):
         return emits
 
 
-def tallied(inner: Processor, outcomes: Counter[str]) -> Processor:
+def tallied(inner: Processor, outcomes: Counter[str], kept: list[bytes] | None = None) -> Processor:
     cls = type(f"Tally_{inner.name}", (Tally,), {"name": inner.name, "topics": inner.topics, "outputs": inner.outputs})
-    wrapped: Processor = cls(inner, outcomes)
+    wrapped: Processor = cls(inner, outcomes, kept)
     return wrapped
 
 
@@ -93,6 +96,8 @@ class Run:
     counts: IngestCounts
     metrics: Metrics
     outcomes: dict[str, Counter[str]] = field(default_factory=dict)
+    kept: dict[str, list[bytes]] = field(default_factory=dict)
+    """record values each processor handled, for the processors named in ``keep``"""
 
     def metric(self, name: str, **labels: str) -> float:
         for family in self.metrics.registry.collect():
@@ -117,17 +122,32 @@ class Run:
         return first
 
 
-async def run_scenario(registry: GeoRegistry, name: str, hours: float, kinds: tuple[str, ...] | None = None) -> Run:
+async def run_scenario(
+    registry: GeoRegistry,
+    name: str,
+    hours: float,
+    kinds: tuple[str, ...] | None = None,
+    *,
+    lockstep: bool = False,
+    faults: FaultConfig | None = None,
+    keep: tuple[str, ...] = (),
+) -> Run:
+    """``lockstep``: every simulated minute drained before the next (as ``verify`` runs), else
+    in 20-minute bursts; ``faults`` replaces the scenario's; ``keep``: processors whose
+    handled record values are kept (``Run.kept``)."""
     sc = load_scenario(find_scenario(name))
     sc = sc.model_copy(update={"end": sc.start + timedelta(hours=hours)})
     if kinds is not None:
         sc = sc.model_copy(update={"stations": sc.stations.model_copy(update={"include_kinds": kinds})})
+    if faults is not None:
+        sc = sc.model_copy(update={"faults": faults})
     metrics = Metrics()
     outcomes: dict[str, Counter[str]] = {}
+    kept: dict[str, list[bytes]] = {name: [] for name in keep}
     processors: list[Processor] = []
     for p in rules_processors(metrics, registry=registry):
         outcomes[p.name] = Counter()
-        processors.append(tallied(p, outcomes[p.name]))
+        processors.append(tallied(p, outcomes[p.name], kept.get(p.name)))
     pipeline = MemoryPipeline(processors)
     messages: list[WarningMessage] = []
     await pipeline.start(messages.append)
@@ -138,12 +158,12 @@ async def run_scenario(registry: GeoRegistry, name: str, hours: float, kinds: tu
         for i, tick in enumerate(iter_world(sc, registry, truth)):
             now[0] = tick.at
             await publish_observations(pipeline.bus, gate, [*tick.observations, *tick.raw], "sim", counts, metrics)
-            if i % 20 == 19:  # keep the bus short: the world runs much faster than the rules
+            if lockstep or i % 20 == 19:  # keep the bus short: the world runs much faster than the rules
                 await pipeline.drain()
         await pipeline.drain()
     finally:
         await pipeline.close()
-    return Run(sc, truth, messages, counts, metrics, outcomes)
+    return Run(sc, truth, messages, counts, metrics, outcomes, kept)
 
 
 def assert_every_observation_accounted_for(run: Run) -> None:
@@ -253,38 +273,11 @@ async def test_rainstorm_warnings_never_later_than_the_observed_crossing(registr
     run. Fed in 20-minute bursts instead, one gauge's partition can run more than the allowed
     lateness (600 s) behind another's; the lifecycle then takes its reports as late, and 81 of
     these 436 crossings were warned 2–7 min late (docs/rules.md §2.2)."""
-    sc = load_scenario(find_scenario("lekima-2019"))
-    sc = sc.model_copy(
-        update={
-            "end": sc.start + timedelta(hours=9),
-            "faults": FaultConfig(),  # no sensor faults: every crossing is a real one
-            "stations": sc.stations.model_copy(update={"include_kinds": ("rain",)}),
-        }
-    )
-    processors = [p for p in rules_processors(Metrics(), registry=registry) if p.name != "rules-radar"]
-    seen: list[dict[str, object]] = []
-    rain = next(p for p in processors if p.name == "rules-rainstorm")
-    inner = rain.process
-
-    def recording(record: Record, state: StateStore) -> list[Emit]:
-        seen.append(json.loads(record.value))
-        return inner(record, state)
-
-    rain.process = recording  # type: ignore[method-assign]
-    pipeline = MemoryPipeline(processors)
-    messages: list[WarningMessage] = []
-    await pipeline.start(messages.append)
-    now = [sc.start]
-    gate = IngestGate(registry_lookup(registry), lambda: now[0])
-    try:
-        for tick in iter_world(sc, registry, GroundTruth()):
-            now[0] = tick.at
-            await publish_observations(pipeline.bus, gate, [*tick.observations, *tick.raw], "sim", IngestCounts())
-            await pipeline.drain()  # lockstep: every minute handled before the next (see the docstring)
-        await pipeline.drain()
-    finally:
-        await pipeline.close()
-
+    run = await run_scenario(
+        registry, "lekima-2019", 9, ("rain",), lockstep=True, faults=FaultConfig(), keep=("rules-rainstorm",)
+    )  # no sensor faults: every crossing is a real one
+    seen = [json.loads(value) for value in run.kept["rules-rainstorm"]]
+    messages = run.messages
     crossings = observed_crossings(seen)
     assert {level for _, level in crossings} >= {"blue", "yellow", "orange"}, sorted(crossings)
     warned: dict[tuple[str, int], datetime] = {}  # (township, rank) → first message at or above it
