@@ -21,6 +21,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -150,6 +151,15 @@ def theil_sen_slope(
     return slope, intercept
 
 
+@cache
+def _one_sided_z(confidence: float) -> float:
+    """The one-sided normal quantile (per report on the geo-hazard path: computed once per level)."""
+    if not 0.5 <= confidence < 1.0:
+        msg = f"confidence must be in [0.5, 1), got {confidence}"
+        raise ValueError(msg)
+    return float(ndtri(confidence))
+
+
 def theil_sen_lower_bound(
     times: Sequence[float] | npt.NDArray[np.float64],
     values: Sequence[float] | npt.NDArray[np.float64],
@@ -162,10 +172,7 @@ def theil_sen_lower_bound(
     distribution-free interval ``scipy.stats.theilslopes`` gives, from the slopes already
     computed here (the detectors call this on every report). ``(0, 0)`` below 3 readings.
     """
-    if not 0.5 <= confidence < 1.0:
-        msg = f"confidence must be in [0.5, 1), got {confidence}"
-        raise ValueError(msg)
-    z = float(ndtri(confidence))  # the one-sided normal quantile
+    z = _one_sided_z(confidence)
     t, _, slopes = _pairwise_slopes(times, values)
     if t.size < 3 or not slopes.size:
         return 0.0, 0.0
