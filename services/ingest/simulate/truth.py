@@ -22,8 +22,8 @@ wind is ``typhoon`` in a typhoon scenario and ``gale`` otherwise. The signals' c
 "mean *or* gust" (§1.3, §1.4). The world's gust is the mean wind times a gust factor drawn
 per report from ``gust_factor`` (g₀, g₁), so the truth takes the township's gust as the mean
 times the factor's expectation (g₀ + g₁) / 2: a level is reached when the mean wind reaches
-``min(mean threshold, gust threshold / g)`` (gale blue with g = 1.5: 13.9 / 1.5 = 9.27 m/s). Blue for convection is
-not truth: 40 dBZ is moderate rain, not convection.
+``min(mean threshold, gust threshold / g)`` (gale blue with g = 1.5: 13.9 / 1.5 = 9.27 m/s).
+Blue for convection is not truth: 40 dBZ is moderate rain, not convection.
 
 Episodes, per (hazard, level, township or station)::
 
