@@ -200,9 +200,15 @@ class StationBook:
       rules' ``suppressed_by_sensor_<status>`` marker (spike, flatline, implausible:
       ``services.rules.detectors.health``); a later unmarked assessment clears it. The
       console does not judge spikes or flat lines itself.
+    - ``implausible``: the rules' lifecycle left one of the station's claims out because the
+      radars saw no rain near it (an ``implausible_value`` record on ``obs.rejected``,
+      ``question``). The station's own later assessments carry no marker (its processor
+      cannot know), so the status holds for ``QUESTIONED_HOLD_S`` of event time (the claim's
+      window) after the last such record.
     """
 
     DEFAULT_INTERVAL_S: Mapping[str, int] = {"rain": 60, "water_level": 300, "geohazard": 600, "radar": 360}
+    QUESTIONED_HOLD_S = 3600
 
     def __init__(self, stale_factor: float = 3.0, max_stations: int = 20_000) -> None:
         self.stale_factor = stale_factor
@@ -214,6 +220,18 @@ class StationBook:
         """station → event time of its newest assessment (out-of-order ones are ignored)."""
         self.faulty: dict[str, tuple[str, datetime, datetime]] = {}
         """station → (status, since, last marked assessment)."""
+        self.questioned: dict[str, datetime] = {}
+        """station → until when its unmarked assessments still read ``implausible``."""
+
+    def question(self, station_id: str, at: datetime) -> None:
+        """The rules left a claim of ``station_id`` out as implausible at ``at``."""
+        if station_id not in self.questioned and len(self.questioned) >= self.max_stations:
+            return
+        self.questioned[station_id] = at + timedelta(seconds=self.QUESTIONED_HOLD_S)
+        current = self.faulty.get(station_id)
+        if current is None or current[0] != "implausible":
+            self.faulty[station_id] = ("implausible", at, at)
+            self.version += 1
 
     def assessment(self, station_id: str, at: datetime, fault: str | None) -> None:
         """One assessment of ``station_id``: ``fault`` is the suppression status, or ``None``."""
@@ -224,6 +242,11 @@ class StationBook:
             return
         self.assessed[station_id] = at
         current = self.faulty.get(station_id)
+        if fault is None and station_id in self.questioned:
+            if at < self.questioned[station_id]:
+                fault = "implausible"
+            else:
+                del self.questioned[station_id]
         if fault is None:
             if current is not None:
                 del self.faulty[station_id]
@@ -295,6 +318,16 @@ class StationBook:
             "faulty_total": len(faulty),
             "faulty_by_status": dict(sorted(Counter(status for status, _, _ in self.faulty.values()).items())),
         }
+
+
+def _claimant(raw: str) -> str | None:
+    """The station whose claim the lifecycle left out (``lifecycle._flag`` writes the claim as JSON)."""
+    try:
+        claim = json.loads(raw)
+    except ValueError:
+        return None
+    source = claim.get("source_id") if isinstance(claim, dict) else None
+    return source if isinstance(source, str) else None
 
 
 _DETAIL_WARNING = re.compile(r"^\w+ (\S+):")
@@ -410,6 +443,10 @@ class ReadModel:
             "command": command,
         }
         self.recent_rejects.appendleft(summary)
+        if record.reason == "implausible_value" and record.source.startswith("rules-lifecycle:"):
+            station = _claimant(record.raw)
+            if station is not None:
+                self.stations.question(station, record.received_at)
         changes = Changes([StreamEvent("rejected", {"record": summary, "counts": dict(self.rejected_counts)})])
         if command is not None:
             warning_id = command.get("warning_id") or _warning_in_detail(record.detail)

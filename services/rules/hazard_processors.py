@@ -46,6 +46,7 @@ from services.rules.detectors.convection import (
     assess_convection,
     new_radar_state,
 )
+from services.rules.detectors.field import FIELD_METRIC, GaugeSites
 from services.rules.detectors.flood import assess_water_level, new_gauge_state
 from services.rules.detectors.geohazard import assess_geohazard, new_point_state
 from services.rules.detectors.health import (
@@ -142,6 +143,7 @@ class RadarProcessor(_HazardProcessor):
         config: ConvectionConfig = DEFAULT_CONVECTION_CONFIG,
         metrics: Metrics | None = None,
         heartbeat_s: int = DEFAULT_RADAR_HEARTBEAT_S,
+        gauges: GaugeSites | None = None,
     ) -> None:
         super().__init__(metrics)
         if heartbeat_s < 0:
@@ -149,6 +151,7 @@ class RadarProcessor(_HazardProcessor):
         self.townships = townships
         self.config = config
         self.heartbeat_s = heartbeat_s
+        self.gauges = gauges
 
     def process(self, record: Record, state: StateStore) -> list[Emit]:
         self._processed.inc()
@@ -161,7 +164,7 @@ class RadarProcessor(_HazardProcessor):
         if last is not None and scan_s < last:
             self._late.inc()
             return []
-        assessments = assess_convection(scan, radar, self.townships, self.config)
+        assessments = assess_convection(scan, radar, self.townships, self.config, self.gauges)
         if self.heartbeat_s > 0:
             assessed = bool(assessments)
             assessments = self._changed(radar.setdefault("emitted", {}), scan_s, assessments)
@@ -194,16 +197,21 @@ class RadarProcessor(_HazardProcessor):
 
 
 def _quiet_signature(a: HazardAssessment) -> str | None:
-    """What the lifecycle reads of a bare ``none`` assessment (its rule); ``None`` for any other.
+    """What the lifecycle reads of a ``none`` assessment (its rule, certainty and the radar's
+    vote on the township's gauges, ``detectors.field``); ``None`` for any other.
 
     Only unchanged ``none`` is held back. An assessment above ``none`` is always published:
     the lifecycle marks a warning active (``last_active``) only at the times its sources
     report, so holding back a repeat above ``none`` would start the all-clear quiet period
     early.
     """
-    if a.level != "none" or a.evidence or a.onset_at is not None:
+    if a.level != "none" or a.onset_at is not None:
         return None
-    return f"{a.rule_id} {a.certainty}"
+    if not a.evidence:
+        return f"{a.rule_id} {a.certainty}"
+    if len(a.evidence) == 1 and a.evidence[0].metric == FIELD_METRIC:
+        return f"{a.rule_id} {a.certainty} {FIELD_METRIC}={a.evidence[0].value:g}"
+    return None
 
 
 class GeoHazardProcessor(_HazardProcessor):

@@ -44,6 +44,7 @@ earlier message, so every warning has one history whatever its origin.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -54,8 +55,12 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from schemas.assessment import Evidence, HazardAssessment
 from schemas.command import OperatorCommand
 from schemas.common import LEVEL_RANK, RANK_LEVEL, Hazard, Level
+from schemas.rejected import RejectedRecord
 from schemas.warning import CERTAINTY_RANK, Certainty, MessageRef, MsgType, WarningMessage
+from services.common.rejects import rejection
+from services.rules.detectors.field import FIELD_METRIC
 from services.rules.detectors.geohazard import DEFAULT_ROLLUP, RollupPolicy, township_geohazard_rollup
+from services.rules.detectors.short_heavy_rain import RULE_ID as SHR_GAUGE_RULE_ID
 
 HAZARD_ZH: dict[str, str] = {
     "rainstorm": "暴雨",
@@ -109,6 +114,11 @@ class LifecyclePolicy(BaseModel):
         "'Possible' and names them (None: never) [A]",
     )
     outbox_keep_s: int = Field(default=3600, ge=0, description="re-emit window after a repeat")
+    field_checked_rules: frozenset[str] = Field(
+        default=frozenset({SHR_GAUGE_RULE_ID}),
+        description="rules whose claims above none must agree with the radars' vote on the township's gauges "
+        "(``detectors.field``): when every radar voting says dry, such a claim is implausible and left out",
+    )
     holds: tuple[HoldRule, ...] = DEFAULT_HOLDS
     geohazard_rollup: RollupPolicy | None = Field(
         default=DEFAULT_ROLLUP,
@@ -144,8 +154,13 @@ def fold(
     assessment: HazardAssessment,
     policy: LifecyclePolicy,
     expected_sources: frozenset[str] = frozenset(),
+    flags: list[RejectedRecord] | None = None,
 ) -> tuple[list[WarningMessage], bool]:
-    """Apply one assessment; return the messages to publish and whether it was late."""
+    """Apply one assessment; return the messages to publish and whether it was late.
+
+    ``flags`` collects a ``RejectedRecord`` (``implausible_value``) each time a source's
+    claim starts being left out as implausible (``_implausible``).
+    """
     t = int(assessment.assessed_at.timestamp())
     sources: dict[str, list[list[Any]]] = state["sources"]
     history = sources.get(assessment.source_id)
@@ -157,7 +172,8 @@ def fold(
     found = assessment.evidence
     evidence_json = _EVIDENCE.dump_python(found, mode="json") if found and level != "none" else []
     onset_s = int(assessment.onset_at.timestamp()) if assessment.onset_at and level != "none" else None
-    entry = [t, level, evidence_json, assessment.rule_id, onset_s, assessment.certainty]
+    vote = next((e.value >= 0.5 for e in found if e.metric == FIELD_METRIC), None) if found else None
+    entry = [t, level, evidence_json, assessment.rule_id, onset_s, assessment.certainty, vote]
     if not history or history[-1][0] < t:
         history.append(entry)  # the usual case: the source's newest report
     else:
@@ -193,18 +209,89 @@ def fold(
     emitted: list[WarningMessage] = []
     rollup = policy.rollup_for(assessment.hazard)
     ordered = sorted(sources)
+    checked = policy.field_checked_rules
     for tau in times:
         if state["held"]:
             emitted.extend(_expire_holds(state, tau))
-        level_rank, evidence, rule_id = _township_level(sources, tau, rollup, ordered)
+        left_out = _implausible(sources, tau, ordered, checked) if checked else {}
+        if left_out or state.get("implausible"):
+            _flag(state, left_out, tau, assessment, flags)
+        considered = [s for s in ordered if s not in left_out] if left_out else ordered
+        level_rank, evidence, rule_id = _township_level(sources, tau, rollup, considered)
         # the forecast only fills a message: computed when one is sent, not at every tau
-        forecast = partial(_forecast_at, sources, tau, ordered, policy.stale_after_s)
+        forecast = partial(_forecast_at, sources, tau, considered, policy.stale_after_s)
         msg = decide(state, tau, level_rank, evidence, assessment, policy, rule_id, forecast)
         if msg is not None:
             emitted.append(_publish(state, msg, tau, policy))
     state["decided_until"] = watermark
     _prune(state, watermark, policy)
     return emitted, False
+
+
+def _implausible(
+    sources: dict[str, list[list[Any]]], tau: int, ordered: list[str], checked: frozenset[str]
+) -> dict[str, list[Any]]:
+    """The claims the field contradicts at ``tau``: source → its entry.
+
+    A claim is an entry above none of a rule in ``checked`` (a gauge's observed SHR). A vote
+    is an entry carrying the radar's ``echo_free_near_gauges`` (``detectors.field``; entry
+    index 6: True = dry). When at least one radar votes and every vote is dry, no radar saw
+    rain near the township's gauges for the whole window, and every claim is implausible.
+    """
+    claims: dict[str, list[Any]] = {}
+    voted = False
+    for source_id in ordered:
+        entry = _at(sources[source_id], tau)
+        if entry is None:
+            continue
+        vote = entry[6] if len(entry) > 6 else None
+        if vote is not None:
+            if not vote:
+                return {}
+            voted = True
+        elif entry[1] != "none" and entry[3] in checked:
+            claims[source_id] = entry
+    return claims if voted else {}
+
+
+def _flag(
+    state: dict[str, Any],
+    left_out: dict[str, list[Any]],
+    tau: int,
+    basis: HazardAssessment,
+    flags: list[RejectedRecord] | None,
+) -> None:
+    """Keep ``state["implausible"]`` (source → since) and record each claim newly left out."""
+    flagged: dict[str, int] = state.setdefault("implausible", {})
+    for source_id in [s for s in flagged if s not in left_out]:
+        del flagged[source_id]
+    for source_id, entry in left_out.items():
+        if source_id in flagged:
+            continue
+        flagged[source_id] = tau
+        if flags is None:
+            continue
+        values = ", ".join(f"{e['metric']} {e['value']:g}" for e in entry[2]) or "no evidence"
+        claim = {
+            "source_id": source_id,
+            "hazard": basis.hazard,
+            "township_code": basis.township_code,
+            "assessed_at": _iso(int(entry[0])).isoformat().replace("+00:00", "Z"),
+            "level": entry[1],
+            "rule_id": entry[3],
+            "evidence": entry[2],
+        }
+        flags.append(
+            rejection(
+                source=f"rules-lifecycle:{basis.hazard}:{basis.township_code}",
+                reason="implausible_value",
+                detail=f"{source_id} claims {basis.hazard} {entry[1]} ({values}) but every radar voting saw no "
+                f"echo near the township's gauges for the whole window ({FIELD_METRIC}): the claim is left out",
+                field="level",
+                raw=json.dumps(claim, separators=(",", ":")),
+                received_at=_iso(tau),
+            )
+        )
 
 
 def _all_quiet(state: dict[str, Any]) -> bool:

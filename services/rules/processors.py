@@ -23,6 +23,7 @@ from schemas.assessment import HazardAssessment
 from schemas.command import OperatorCommand
 from schemas.common import LEVEL_RANK
 from schemas.observations import RainObservation
+from schemas.rejected import RejectedRecord
 from schemas.warning import WarningMessage
 from services.common.bus.base import Emit, Record
 from services.common.bus.processor import Processor, StateStore
@@ -61,6 +62,7 @@ from services.rules.hazard_processors import GeoHazardProcessor, RadarProcessor,
 from services.rules.lifecycle import CommandRefusedError, LifecyclePolicy, apply_command, fold, new_state
 from services.rules.registry_config import (
     expected_sources,
+    gauge_sites,
     geohazard_points,
     radars_covering,
     stations_by_township,
@@ -349,11 +351,15 @@ class LifecycleProcessor(Processor):
             return [_reject(record, exc)]
         key = assessment.key
         current: dict[str, Any] = state.get(key) or new_state()
-        messages, late = fold(current, assessment, self.policy, self.expected_sources(key))
+        flags: list[RejectedRecord] = []
+        messages, late = fold(current, assessment, self.policy, self.expected_sources(key), flags)
         state[key] = current
         if late:
             self.metrics.late_records.labels(self.name).inc()
         out: list[Emit] = []
+        for flag in flags:  # a claim the radars contradict (lifecycle._implausible)
+            self.metrics.observations_rejected.labels(flag.reason).inc()
+            out.append(Emit(tn.OBS_REJECTED, key, flag.model_dump_json().encode()))
         for msg in messages:
             if not late:
                 self.metrics.warnings_emitted.labels(msg.hazard, msg.level, msg.msg_type).inc()
@@ -421,7 +427,7 @@ def rules_processors(
         gauges = water_gauges((*registry.stations_of("water_level"), *registry.stations_of("tide")))
         expected = expected_sources(rain, radars_covering(registry), stations_by_township(points), gauges)
         processors += [
-            RadarProcessor(township_points(registry), metrics=shared),
+            RadarProcessor(township_points(registry), metrics=shared, gauges=gauge_sites(registry.stations_of("rain"))),
             GeoHazardProcessor(geohazard_points(points), metrics=shared),
             WaterLevelProcessor(gauges, metrics=shared),
         ]

@@ -45,6 +45,7 @@ import numpy as np
 from schemas.registry import GeoHazardInfo, LevelThresholds, Station, WaterLevelInfo
 from services.rules.detectors.common import KM_PER_DEG_LAT, KM_PER_DEG_LON_EQUATOR
 from services.rules.detectors.convection import TownshipPoints
+from services.rules.detectors.field import GaugeSites
 from services.rules.detectors.flood import WaterGaugeConfig, river_gauge, tide_gauge
 from services.rules.detectors.geohazard import GeoHazardPointThresholds, LevelValues, RainWindow
 
@@ -169,6 +170,11 @@ def water_gauges(
 
 def township_points(registry: GeoRegistry) -> TownshipPoints:
     return TownshipPoints.from_rows([(t.code, t.lon, t.lat) for t in registry.townships])
+
+
+def gauge_sites(rain_stations: Iterable[Station]) -> GaugeSites:
+    """The rain gauges' positions per township, for the radars' vote on them (``detectors.field``)."""
+    return GaugeSites.from_rows([(s.township_code, s.lon, s.lat) for s in rain_stations])
 
 
 def radars_covering(registry: GeoRegistry, margin_km: float = RADAR_COVER_MARGIN_KM) -> dict[str, frozenset[str]]:

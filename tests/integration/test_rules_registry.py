@@ -63,15 +63,24 @@ class Tally(Processor):
     topics: ClassVar[tuple[str, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, inner: Processor, outcomes: Counter[str], kept: list[bytes] | None = None) -> None:
+    def __init__(
+        self,
+        inner: Processor,
+        outcomes: Counter[str],
+        kept: list[bytes] | None = None,
+        rejected: list[bytes] | None = None,
+    ) -> None:
         self.inner = inner
         self.outcomes = outcomes
         self.kept = kept
+        self.rejected = rejected
 
     def process(self, record: Record, state: StateStore) -> list[Emit]:
         if self.kept is not None:
             self.kept.append(record.value)
         emits = self.inner.process(record, state)
+        if self.rejected is not None:
+            self.rejected.extend(e.value for e in emits if e.topic == topics.OBS_REJECTED)
         produced = {e.topic for e in emits}
         if topics.ASSESSMENTS in produced:
             self.outcomes["assessed"] += 1
@@ -82,9 +91,11 @@ class Tally(Processor):
         return emits
 
 
-def tallied(inner: Processor, outcomes: Counter[str], kept: list[bytes] | None = None) -> Processor:
+def tallied(
+    inner: Processor, outcomes: Counter[str], kept: list[bytes] | None = None, rejected: list[bytes] | None = None
+) -> Processor:
     cls = type(f"Tally_{inner.name}", (Tally,), {"name": inner.name, "topics": inner.topics, "outputs": inner.outputs})
-    wrapped: Processor = cls(inner, outcomes, kept)
+    wrapped: Processor = cls(inner, outcomes, kept, rejected)
     return wrapped
 
 
@@ -98,6 +109,8 @@ class Run:
     outcomes: dict[str, Counter[str]] = field(default_factory=dict)
     kept: dict[str, list[bytes]] = field(default_factory=dict)
     """record values each processor handled, for the processors named in ``keep``"""
+    rejected: list[bytes] = field(default_factory=list)
+    """every record the rules processors wrote to ``obs.rejected``"""
 
     def metric(self, name: str, **labels: str) -> float:
         for family in self.metrics.registry.collect():
@@ -144,10 +157,11 @@ async def run_scenario(
     metrics = Metrics()
     outcomes: dict[str, Counter[str]] = {}
     kept: dict[str, list[bytes]] = {name: [] for name in keep}
+    rejected: list[bytes] = []
     processors: list[Processor] = []
     for p in rules_processors(metrics, registry=registry):
         outcomes[p.name] = Counter()
-        processors.append(tallied(p, outcomes[p.name], kept.get(p.name)))
+        processors.append(tallied(p, outcomes[p.name], kept.get(p.name), rejected))
     pipeline = MemoryPipeline(processors)
     messages: list[WarningMessage] = []
     await pipeline.start(messages.append)
@@ -163,7 +177,7 @@ async def run_scenario(
         await pipeline.drain()
     finally:
         await pipeline.close()
-    return Run(sc, truth, messages, counts, metrics, outcomes, kept)
+    return Run(sc, truth, messages, counts, metrics, outcomes, kept, rejected)
 
 
 def assert_every_observation_accounted_for(run: Run) -> None:

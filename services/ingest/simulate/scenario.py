@@ -319,6 +319,22 @@ class LateDelay(_Frozen):
         return self
 
 
+class PhantomRain(_Frozen):
+    """A rain gauge that reports rain it never had, around ``rate_mm_h``, from ``start`` to ``end``
+    (a test signal wired in, a mis-keyed station): what the rules' radar check must catch."""
+
+    station_id: str
+    start: UtcDatetime
+    end: UtcDatetime
+    rate_mm_h: float = Field(default=40.0, gt=0.0, le=300.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PhantomRain:
+        if self.end <= self.start:
+            raise ValueError("phantom rain must end after it starts")
+        return self
+
+
 class FaultConfig(_Frozen):
     """Deliberate sensor and delivery faults; every rate is a probability per report."""
 
@@ -333,6 +349,7 @@ class FaultConfig(_Frozen):
     malformed_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     clock_skew_fraction: float = Field(default=0.0, ge=0.0, le=1.0, description="share of stations")
     clock_skew_s: float = Field(default=0.0, ge=0.0, le=86400.0, description="largest |skew|")
+    phantom_rain: tuple[PhantomRain, ...] = Field(default=(), description="scripted, not drawn")
 
 
 class NoiseConfig(_Frozen):

@@ -79,6 +79,7 @@ from services.rules.detectors.common import (
     epoch_s,
     from_epoch_s,
 )
+from services.rules.detectors.field import FieldCheckConfig, GaugeSites, field_evidence, field_votes, new_field_state
 from services.rules.detectors.short_heavy_rain import ShortHeavyRainConfig, assess_short_heavy_rain_forecast
 
 FloatArray = npt.NDArray[np.float64]
@@ -203,6 +204,7 @@ class ConvectionConfig(FrozenConfig):
     levels: ConvectionLevels = ConvectionLevels()
     zr: ZRCoefficients = ZRCoefficients()
     shr: ShortHeavyRainConfig = ShortHeavyRainConfig()
+    field: FieldCheckConfig = FieldCheckConfig()
 
 
 DEFAULT_CONVECTION_CONFIG = ConvectionConfig()
@@ -752,19 +754,29 @@ def assess_convection(
     state: dict[str, Any],
     townships: TownshipPoints,
     config: ConvectionConfig = DEFAULT_CONVECTION_CONFIG,
+    gauges: GaugeSites | None = None,
 ) -> list[HazardAssessment]:
     """Convection and SHR nowcast assessments for every township the scan covers.
 
     ``state`` is the radar's (``new_radar_state()``). Returns ``[]`` for a late scan.
+    With ``gauges`` (the rain gauges per township), each ``none`` SHR assessment of a
+    township the radar sees around all its gauges carries the radar's vote on them
+    (``detectors.field``: dry for the last hour or not).
     """
     scan_s = epoch_s(scan.observed_at)
     if state["scan_s"] is not None and scan_s < state["scan_s"]:
         return []
+    grid = None
     if state["scan_s"] == scan_s:
         tracks = current_tracks(state, config.tracking)
     else:
-        cells = identify_cells(scan.dbz(), scan.origin_lon, scan.origin_lat, scan.cell_deg, config.cells)
+        grid = scan.dbz()
+        cells = identify_cells(grid, scan.origin_lon, scan.origin_lat, scan.cell_deg, config.cells)
         tracks = track_cells(state, cells, scan_s, config.tracking) or []
+    votes: dict[str, bool] = {}
+    if gauges is not None:
+        field_state = state.setdefault("field", new_field_state())
+        votes = field_votes(scan, grid, field_state, gauges, config.field)
     covered = np.nonzero(_covered(scan, townships))[0]
     codes = tuple(townships.codes[i] for i in covered)
     horizon_s, step_s = config.nowcast.horizon_s, config.nowcast.step_s
@@ -784,6 +796,7 @@ def assess_convection(
     dominant = forecast.dominant_track.tolist()
     radar, at = scan.station_id, scan.observed_at
     cell_evidence: dict[int, tuple[Evidence, ...]] = {}  # shared by the townships of one cell
+    vote_evidence = {dry: (field_evidence(radar, dry, config.field),) for dry in (False, True)} if votes else {}
     out: list[HazardAssessment] = []
     for k, code in enumerate(codes):
         rain = float(peak_rain[k]) if rolling is not None else 0.0
@@ -801,11 +814,15 @@ def assess_convection(
         if rainy[k]:
             out.append(_shr_assessment(scan, code, rain, rolling, k, step_s, config))
         else:
-            out.append(_none("short_heavy_rain", code, radar, at, SHR_RULE_ID))
+            vote = votes.get(code)
+            found = vote_evidence[vote] if vote is not None else ()
+            out.append(_none("short_heavy_rain", code, radar, at, SHR_RULE_ID, found))
     return out
 
 
-def _none(hazard: Hazard, code: str, radar: str, at: datetime, rule_id: str) -> HazardAssessment:
+def _none(
+    hazard: Hazard, code: str, radar: str, at: datetime, rule_id: str, evidence: tuple[Evidence, ...] = ()
+) -> HazardAssessment:
     """A covered township below every level (certainty ``Likely``: it is a forecast)."""
     return HazardAssessment(
         hazard=hazard,
@@ -815,6 +832,7 @@ def _none(hazard: Hazard, code: str, radar: str, at: datetime, rule_id: str) -> 
         level="none",
         rule_id=rule_id,
         certainty="Likely",
+        evidence=evidence,
     )
 
 

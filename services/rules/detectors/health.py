@@ -6,9 +6,12 @@ Statuses, checked in this order (the first that holds wins)::
                  or |value − previous| > max_step_change (a physically implausible jump)
     flatline     the last N values identical (± flatline_tolerance) and |value| ≥
                  flatline_min_abs_value (zero rain repeated is normal weather, not a fault)
-    implausible  (optional, ``check_isolated_rain``) heavy rain here while every neighbour
-                 within the caller's radius reports exactly 0
     ok
+
+    implausible  not judged here: a gauge's processor sees no other sensor. A gauge's
+                 heavy-rain claim that the radars contradict is left out by the lifecycle
+                 (``detectors.field``, ``lifecycle._implausible``) and reported to
+                 ``obs.rejected`` with reason ``implausible_value``
 
     stale        (``check_stale``, on a tick or any later event time) no report for more
                  than stale_factor × expected_interval_s
@@ -109,14 +112,6 @@ DEFAULT_HEALTH: dict[str, HealthConfig] = {
     "water_level": WATER_LEVEL_HEALTH,
     "geohazard": GEOHAZARD_HEALTH,
 }
-
-
-class IsolationConfig(FrozenConfig):
-    min_rate_mm_h: float = Field(default=20.0, gt=0.0, description="only heavy rain is questioned (§1.6)")
-    min_neighbours: int = Field(default=3, ge=1)
-
-
-DEFAULT_ISOLATION = IsolationConfig()
 
 
 def health_value(obs: RainObservation | WaterLevelObservation | GeoHazardObservation) -> float:
@@ -263,33 +258,6 @@ def check_stale(station_id: str, state: Table, now: datetime, config: HealthConf
             detail=f"no report for {silence} s (expected every {config.expected_interval_s} s)",
         )
     return SensorHealth(station_id=station_id, status="ok", checked_at=now)
-
-
-def check_isolated_rain(
-    health: SensorHealth,
-    rate_mm_h: float,
-    neighbour_rates_mm_h: list[float],
-    config: IsolationConfig = DEFAULT_ISOLATION,
-) -> SensorHealth:
-    """Heavy rain at a gauge while all its neighbours (chosen by the caller) read 0.
-
-    Optional and deliberately narrow: convective cells can be 5 km wide, so a wet gauge
-    between dry ones is only questioned with enough neighbours and at SHR rates.
-    """
-    if (
-        health.status == "ok"
-        and rate_mm_h >= config.min_rate_mm_h
-        and len(neighbour_rates_mm_h) >= config.min_neighbours
-        and all(rate == 0.0 for rate in neighbour_rates_mm_h)
-    ):
-        return health.model_copy(
-            update={
-                "status": "implausible",
-                "since": health.checked_at,
-                "detail": f"{rate_mm_h:g} mm/h while {len(neighbour_rates_mm_h)} neighbours read 0",
-            }
-        )
-    return health
 
 
 def downgrade(assessment: HazardAssessment, health: SensorHealth) -> HazardAssessment:

@@ -395,6 +395,31 @@ def test_station_book_marks_sensors_the_rules_suppress_faulty_until_a_clean_asse
     assert model.stations.summary()["faulty_total"] == 1
 
 
+def test_a_claim_the_rules_left_out_marks_its_station_implausible_for_the_claims_window() -> None:
+    model = ReadModel()
+    model.fold_observation("G1", "rain", T0, 60, TOWN)
+    claim = '{"source_id":"G1","hazard":"short_heavy_rain","level":"blue","evidence":[]}'
+    flag = RejectedRecord(
+        source=f"rules-lifecycle:short_heavy_rain:{TOWN}",
+        reason="implausible_value",
+        detail="G1 claims short_heavy_rain blue … the claim is left out",
+        field="level",
+        received_at=T0,
+        raw=claim,
+    )
+    model.fold_rejected(flag)
+    assert [(f["station_id"], f["status"]) for f in model.stations.summary()["faulty"]] == [("G1", "implausible")]
+    # the gauge's own later assessments carry no marker: the status holds for the window …
+    model.fold_assessment_health("G1", T0 + timedelta(minutes=30), None)
+    assert model.stations.faulty["G1"][0] == "implausible"
+    # … and ends after it
+    model.fold_assessment_health("G1", T0 + timedelta(minutes=61), None)
+    assert "G1" not in model.stations.faulty
+    # a refused command or a gate rejection names no claimant
+    model.fold_rejected(flag.model_copy(update={"source": "feed:aws", "raw": claim}))
+    assert "G1" not in model.stations.faulty
+
+
 # A property: the incremental per-township colour always equals a full recomputation
 # (expiry is the ticker's job, so the steps stay within the warnings' validity; the final
 # tick lands after some of them have expired).

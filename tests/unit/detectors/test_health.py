@@ -38,7 +38,6 @@ from services.rules.detectors.health import (
     HealthConfig,
     SensorHealth,
     assess_health,
-    check_isolated_rain,
     check_stale,
     downgrade,
     health_value,
@@ -144,20 +143,6 @@ def test_health_values_per_kind() -> None:
     water = WaterLevelObservation(station_id="WL-1", observed_at=T0, level_m=3.2)
     geo = GeoHazardObservation(station_id="GEO-1", observed_at=T0, displacement_mm=41.0)
     assert [health_value(rain), health_value(water), health_value(geo)] == [30.0, 3.2, 41.0]
-
-
-@pytest.mark.parametrize(
-    ("neighbours", "rate", "expected"),
-    [
-        pytest.param([0.0, 0.0, 0.0], 30.0, "implausible", id="wet-among-three-dry"),
-        pytest.param([0.0, 0.0, 0.2], 30.0, "ok", id="one-neighbour-wet"),
-        pytest.param([0.0, 0.0], 30.0, "ok", id="too-few-neighbours"),
-        pytest.param([0.0, 0.0, 0.0], 10.0, "ok", id="light-rain-not-questioned"),
-    ],
-)
-def test_isolated_rain(neighbours: list[float], rate: float, expected: str) -> None:
-    ok = SensorHealth(station_id=GAUGE, status="ok", checked_at=T0)
-    assert check_isolated_rain(ok, rate, neighbours).status == expected
 
 
 def assessment(level: str, certainty: str = "Observed", source: str = GAUGE) -> HazardAssessment:

@@ -14,11 +14,14 @@ from schemas.observations import RadarScan
 from services.common.bus.base import Emit
 from services.common.bus.processor import DictState
 from services.common.metrics import Metrics
-from services.rules.detectors.convection import assess_convection, new_radar_state
+from services.rules.detectors.convection import ConvectionConfig, assess_convection, new_radar_state
+from services.rules.detectors.field import FIELD_METRIC, FieldCheckConfig, GaugeSites
 from services.rules.hazard_processors import RadarProcessor
 from tests.unit.detectors.test_convection import (
     DOWNSTREAM,
     LAT,
+    N_COLS,
+    N_ROWS,
     OUTSIDE,
     RADAR,
     blobs,
@@ -223,3 +226,30 @@ def test_a_redelivered_scan_repeats_exactly_what_it_published() -> None:
 def test_heartbeat_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="heartbeat_s"):
         RadarProcessor(TOWNS, heartbeat_s=-1)
+
+
+def test_the_gauge_vote_rides_on_the_heartbeat() -> None:
+    """Empty 1-min scans for 70 min, gauges at every township, a 55-min window: each SHR
+    ``none`` goes out at the first scan, on each 6-min heartbeat, and at once when the
+    township has been dry for the whole window (minute 55) with the new vote; the heartbeat
+    then counts from there."""
+    rows = [(code, float(lon), float(lat)) for code, lon, lat in zip(TOWNS.codes, TOWNS.lon, TOWNS.lat, strict=True)]
+    config = ConvectionConfig(field=FieldCheckConfig(window_s=55 * 60))
+    processor = RadarProcessor(TOWNS, config, Metrics(), heartbeat_s=360, gauges=GaugeSites.from_rows(rows))
+    state = DictState()
+    empty = np.full((N_ROWS, N_COLS), np.nan)
+    shr: dict[int, dict[str, float]] = {}
+    for minute in range(71):
+        published = assessments(processor.process(record(topics.OBS_RADAR, radar_scan(minute, empty), minute), state))
+        shr[minute] = {
+            a.township_code: next(e.value for e in a.evidence if e.metric == FIELD_METRIC)
+            for a in published
+            if a.hazard == "short_heavy_rain" and a.evidence
+        }
+    voted = set(shr[0])
+    assert len(voted) >= COVERED - 2  # townships whose gauge neighbourhood is on the grid
+    assert {m for m, votes in shr.items() if votes} == {*range(0, 55, 6), 55, 61, 67}
+    assert set(shr[55]) == set(shr[61]) == voted
+    assert set(shr[55].values()) == set(shr[67].values()) == {1.0}
+    assert all(set(shr[m].values()) == {0.0} for m in range(0, 55, 6))
+    json_round_trip(state[RADAR])

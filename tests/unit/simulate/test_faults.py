@@ -17,7 +17,7 @@ from schemas.rejected import RejectedRecord
 from services.common.geo.registry import GeoRegistry
 from services.ingest.feeds.registry_lookup import OBSERVATION_KINDS_BY_STATION_KIND
 from services.ingest.gate import IngestGate, static_lookup
-from services.ingest.simulate.scenario import TICK_S, FaultConfig, LateDelay
+from services.ingest.simulate.scenario import TICK_S, FaultConfig, LateDelay, PhantomRain
 from services.ingest.simulate.truth import GroundTruth
 from services.ingest.simulate.world import faults
 from services.ingest.simulate.world.testing import MiniRegistry
@@ -103,6 +103,33 @@ def test_spikes_jump_the_value_and_are_counted() -> None:
                 assert 2.0 - 0.05 - 1e-9 <= value - plain.payload.rain_mm <= 20.0 + 0.05 + 1e-9
     assert jumped == truth.fault_counts["spike"]
     assert _within(jumped, N_STATIONS * ROUNDS, 0.02)
+
+
+def test_phantom_rain_replaces_the_reading_in_its_spell_only_and_draws_nothing() -> None:
+    """T0007 reports ≈ 40 mm/h (± 25 %, 5-min reports: 2.5 … 4.2 mm) from round 10 to 19;
+    every other report, and every random fault, is what the run without the spell gives."""
+    spell = PhantomRain(
+        station_id="RAIN-T0007", start=AT + timedelta(minutes=50), end=AT + timedelta(minutes=100), rate_mm_h=40.0
+    )
+    base = FaultConfig(dropout_rate=0.02, late_rate=0.05)  # faults that leave values alone
+    truth, rounds = _apply(base.model_copy(update={"phantom_rain": (spell,)}))
+    clean_truth, clean = _apply(base)
+    phantom_rounds = set(range(10, 20))
+    assert truth.fault_counts["phantom_rain"] == len(phantom_rounds)
+    assert {k: v for k, v in truth.fault_counts.items() if k != "phantom_rain"} == clean_truth.fault_counts
+    assert [(f.kind, f.station_id, f.start, f.end, f.detail) for f in truth.station_faults] == [
+        ("phantom_rain", "RAIN-T0007", spell.start, spell.end, 40.0)
+    ]
+    seen: list[float] = []
+    for r, (faulty_round, clean_round) in enumerate(zip(rounds, clean, strict=True)):
+        for (i, got), (_, plain) in zip(faulty_round, clean_round, strict=True):
+            if i == 7 and r in phantom_rounds and isinstance(got.payload, RainObservation):
+                seen.append(got.payload.rain_mm)
+            else:
+                assert got.payload == plain.payload
+    assert seen
+    assert all(2.5 - 1e-9 <= mm <= 4.2 + 1e-9 for mm in seen)
+    assert len(set(seen)) > 1  # a sawtooth, not a flat line
 
 
 def test_stuck_spells_start_at_their_rate_and_repeat_the_value() -> None:

@@ -16,6 +16,11 @@ rates are probabilities per report)::
                    (or after ``max_hold_s`` if the station falls silent, e.g. a failed slope)
       7 duplicate  delivered twice, the copy right after the original
 
+Before all of them, a rain gauge inside a scripted ``phantom_rain`` spell reports that spell's
+rate (a ±25 % sawtooth of 7-min period, so no flat line) instead of what it measured. No
+draw: the spell is in the scenario, and in the truth's ``station_faults`` as
+``phantom_rain`` with the rate as detail.
+
 Stuck and spike apply to point sensors (rain, water level, geo-hazard), not to radar
 scans; everything else applies to every station. Ten uniforms are consumed per report,
 used or not, so one fault's rate never shifts another's draws. Counts go to the ground
@@ -37,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from schemas.observations import ObservationBase
+from schemas.observations import ObservationBase, RainObservation
 from services.ingest.simulate.scenario import TICK_S, FaultConfig, LateDelay
 from services.ingest.simulate.truth import GroundTruth
 from services.ingest.simulate.world import rng
@@ -132,6 +137,16 @@ class FaultGroup:
         self.stuck_since: list[datetime | None] = [None] * n
         self.stuck_values: list[dict[str, Any]] = [{} for _ in range(n)]
         self.skew_s = np.zeros(n)
+        self.phantoms: dict[int, list[tuple[float, float, float]]] = {}
+        if model is RainObservation:
+            index = {sid: i for i, sid in enumerate(station_ids)}
+            for spell in config.phantom_rain:
+                if spell.station_id in index:
+                    self.phantoms.setdefault(index[spell.station_id], []).append(
+                        (spell.start.timestamp(), spell.end.timestamp(), spell.rate_mm_h)
+                    )
+                    record = truth.record_station_fault
+                    record("phantom_rain", spell.station_id, spell.start, spell.end, spell.rate_mm_h)
         if config.clock_skew_fraction > 0.0 and config.clock_skew_s > 0.0:
             for i, sid in enumerate(station_ids):
                 u = rng.station_generator(seed, rng.SETUP, f"skew:{sid}").random(3)
@@ -155,6 +170,8 @@ class FaultGroup:
         """Turn measured reports (field dicts, one per station index) into deliveries."""
         count = self.truth.count_fault
         count("reports", len(reports))
+        if self.phantoms:
+            self._phantom(at.timestamp(), idx, reports)
         if not self.enabled or self.streams is None:
             return [(int(i), Delivery(self._build(fields))) for i, fields in zip(idx, reports, strict=True)]
         cfg = self.config
@@ -193,6 +210,16 @@ class FaultGroup:
                 count("duplicate")
             out.append((i, delivery))
         return out
+
+    def _phantom(self, t_s: float, idx: IntArray, reports: list[dict[str, Any]]) -> None:
+        for i, fields in zip(idx.tolist(), reports, strict=True):
+            for start, end, rate in self.phantoms.get(i, ()):
+                if start <= t_s < end:
+                    # a sawtooth of ±25 % over 7 reports' minutes: not a flat line the health check knows
+                    swing = 0.75 + 0.5 * (int((t_s - start) // 60) % 7) / 6.0
+                    fields["rain_mm"] = round(rate * swing * float(fields["interval_s"]) / 3600.0, 1)
+                    self.truth.count_fault("phantom_rain")
+                    break
 
     def _stuck(self, i: int, at: datetime, t_s: float, u: float, fields: dict[str, Any]) -> None:
         if self.stuck_until[i] > t_s:
