@@ -172,7 +172,9 @@ def fold(
     found = assessment.evidence
     evidence_json = _EVIDENCE.dump_python(found, mode="json") if found and level != "none" else []
     onset_s = int(assessment.onset_at.timestamp()) if assessment.onset_at and level != "none" else None
-    vote = next((e.value >= 0.5 for e in found if e.metric == FIELD_METRIC), None) if found else None
+    vote = None  # the radars' vote rides on their ``none`` assessments only (``detectors.field``)
+    if found and level == "none":
+        vote = next((e.value >= 0.5 for e in found if e.metric == FIELD_METRIC), None)
     entry = [t, level, evidence_json, assessment.rule_id, onset_s, assessment.certainty, vote]
     if not history or history[-1][0] < t:
         history.append(entry)  # the usual case: the source's newest report
