@@ -45,39 +45,35 @@ def at(minute: int) -> datetime:
     return T0 + timedelta(minutes=minute)
 
 
+def shr(
+    source: str, minute: int, level: str, rule_id: str, evidence: tuple[Evidence, ...], **extra: object
+) -> HazardAssessment:
+    return HazardAssessment.model_validate(
+        {
+            "hazard": "short_heavy_rain",
+            "township_code": TOWN,
+            "source_id": source,
+            "assessed_at": at(minute),
+            "level": level,
+            "rule_id": rule_id,
+            "evidence": evidence,
+            **extra,
+        }
+    )
+
+
 def gauge(source: str, minute: int, level: str) -> HazardAssessment:
-    evidence = (
-        (Evidence(station_id=source, metric="rain_1h_mm", value=31.5, threshold=30.0, window_s=3600),)
-        if level != "none"
-        else ()
-    )
-    return HazardAssessment(
-        hazard="short_heavy_rain",
-        township_code=TOWN,
-        source_id=source,
-        assessed_at=at(minute),
-        level=level,
-        rule_id=GAUGE_RULE,
-        evidence=evidence,
-    )
+    found = Evidence(station_id=source, metric="rain_1h_mm", value=31.5, threshold=30.0, window_s=3600)
+    return shr(source, minute, level, GAUGE_RULE, (found,) if level != "none" else ())
 
 
 def radar(source: str, minute: int, vote: str | None, level: str = "none") -> HazardAssessment:
     """``vote``: "D" dry, "W" not, None: no vote (a bare none, or a forecast above none)."""
-    evidence = () if vote is None else (Evidence(station_id=source, metric=FIELD_METRIC, value=float(vote == "D")),)
     if level != "none":
-        evidence = (Evidence(station_id=source, metric="forecast_rain_1h_mm", value=35.0, basis="forecast"),)
-    return HazardAssessment(
-        hazard="short_heavy_rain",
-        township_code=TOWN,
-        source_id=source,
-        assessed_at=at(minute),
-        level=level,
-        rule_id=RADAR_RULE,
-        certainty="Likely",
-        evidence=evidence,
-        onset_at=at(minute + 20) if level != "none" else None,
-    )
+        forecast = Evidence(station_id=source, metric="forecast_rain_1h_mm", value=35.0, basis="forecast")
+        return shr(source, minute, level, RADAR_RULE, (forecast,), certainty="Likely", onset_at=at(minute + 20))
+    votes = () if vote is None else (Evidence(station_id=source, metric=FIELD_METRIC, value=float(vote == "D")),)
+    return shr(source, minute, level, RADAR_RULE, votes, certainty="Likely")
 
 
 def run(
