@@ -46,7 +46,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from services.common.bus.base import Record, partition_for
 from services.common.bus.processor import Processor
@@ -54,6 +54,9 @@ from services.common.logging import get_logger
 
 log = get_logger(__name__)
 
+SEND_ATTEMPTS = 5
+"""Times a producer batch that found the send queue full is offered again (each waits up to
+the producer's request timeout) before the runner fails."""
 YIELD_EVERY_S = 0.2
 """Longest stretch a batch is processed without giving the event loop (the consumers'
 heartbeats, every 1 s, session timeout 10 s) a turn."""
@@ -337,12 +340,26 @@ class KafkaProcessorRunner:
             batch = self._producer.create_batch()
             for key, value in items:
                 if batch.append(key=key, value=value, timestamp=None) is None:
-                    futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+                    futures.append(await self._send(batch, topic, partition))
                     batch = self._producer.create_batch()
                     batch.append(key=key, value=value, timestamp=None)
-            futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+            futures.append(await self._send(batch, topic, partition))
         if futures:
             await asyncio.gather(*futures)
+
+    async def _send(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+        """Queue one producer batch; a full queue (the sender starved of CPU or the broker
+        slow) is waited out ``SEND_ATTEMPTS`` times before the worker gives up."""
+        assert self._producer is not None
+        for attempt in range(1, SEND_ATTEMPTS):
+            try:
+                queued: asyncio.Future[Any] = await self._producer.send_batch(batch, topic, partition=partition)
+            except KafkaTimeoutError:
+                log.warning("producer queue full: waiting", processor=self.processor.name, topic=topic, attempt=attempt)
+            else:
+                return queued
+        last: asyncio.Future[Any] = await self._producer.send_batch(batch, topic, partition=partition)
+        return last
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._ensure_topics()
