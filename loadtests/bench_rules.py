@@ -1,8 +1,10 @@
 """Rules throughput: observations evaluated per second, and the Kafka engine vs raw aiokafka.
 
 Run: ``python -m loadtests.bench_rules [--records N]`` (uses ``KAFKA_BOOTSTRAP_SERVERS`` or
-starts the local broker; ``--no-kafka`` skips the Kafka part). ``--all-detectors`` runs
-mode 4 instead (``--scenario``, ``--hours``; no Kafka).
+starts the local broker; ``--no-kafka`` skips the Kafka part, ``--kafka-only`` runs only it:
+``--kafka-only --records 600000`` gives every gauge 13 h, so its 12-h window and changelog
+entry are full size, the steady state). ``--all-detectors`` runs mode 4 instead
+(``--scenario``, ``--hours``; no Kafka).
 
 1. Pure processing: rain observations from 753 gauges through the rainstorm detector and the
    lifecycle processor, no bus (per core, single thread).
@@ -149,12 +151,13 @@ async def raw_consume_produce(bootstrap: str, records: list[tuple[str, bytes]]) 
     return len(records) / elapsed
 
 
-async def main(count: int, bootstrap: str | None) -> None:
+async def main(count: int, bootstrap: str | None, kafka_only: bool = False) -> None:
     print(banner("rules throughput"))
     records = payloads(count)
     print(f"observations: {count} from {GAUGES} gauges (1-min reports)")
-    print(f"pure rainstorm+lifecycle processing: {pure(records):,.0f} obs/s (1 core)")
-    print(f"memory runtime pipeline:             {await memory(records):,.0f} obs/s")
+    if not kafka_only:
+        print(f"pure rainstorm+lifecycle processing: {pure(records):,.0f} obs/s (1 core)")
+        print(f"memory runtime pipeline:             {await memory(records):,.0f} obs/s")
     if bootstrap is None:
         return
     raw = await raw_consume_produce(bootstrap, records)
@@ -298,6 +301,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=60_000)
     parser.add_argument("--no-kafka", action="store_true")
+    parser.add_argument(
+        "--kafka-only", action="store_true", help="mode 3 only (e.g. --records 600000: 13 h per gauge, windows full)"
+    )
     parser.add_argument("--all-detectors", action="store_true", help="mode 4: simulator traffic, all detectors")
     parser.add_argument("--scenario", default="lekima-2019")
     parser.add_argument("--hours", type=float, default=2.0)
@@ -312,7 +318,7 @@ if __name__ == "__main__":
     else:
         broker, started = ensure_broker()
         try:
-            asyncio.run(main(args.records, broker))
+            asyncio.run(main(args.records, broker, args.kafka_only))
         finally:
             if started:
                 import subprocess
