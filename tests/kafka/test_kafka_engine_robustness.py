@@ -86,5 +86,5 @@ async def test_a_failing_processor_stops_the_worker(kafka_bootstrap: str, namesp
     await publish(kafka_bootstrap, namespace, "failing.in", 3, partitions=2)
     stop = asyncio.Event()
     with pytest.raises(RuntimeError, match="cannot handle"):
-        await asyncio.wait_for(run_processors(kafka_bootstrap, [Failing(), Slow(0.0)], 2, namespace, stop), timeout=90)
+        await asyncio.wait_for(run_processors(kafka_bootstrap, [Failing(), Slow(0.0)], 2, namespace, stop), timeout=150)
     assert stop.is_set(), "the other runners were told to stop"

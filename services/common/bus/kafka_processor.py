@@ -66,6 +66,8 @@ COMMIT_INTERVAL_S = 1.0
 """How often a runner writes its changelog and commits (and always when it has caught up):
 a key written many times in that interval costs one changelog entry, as in Kafka Streams'
 commit interval. The emits of each batch go out at once."""
+STOP_GRACE_S = 30.0
+"""How long the other runners of a worker get to flush and commit after one has failed."""
 SEND_ATTEMPTS = 5
 """Times a producer batch that found the send queue full is offered again (each waits up to
 the producer's request timeout) before the runner fails."""
@@ -453,21 +455,24 @@ async def run_processors(
 ) -> None:
     """Run several processors in one worker process until ``stop`` is set.
 
-    When one runner fails, the others are stopped (each flushes and commits what it has
-    done) and the failure is raised, so the process exits with an error a supervisor sees,
-    instead of hanging on runners that were never told to stop.
+    When one runner fails, the others are told to stop (each flushes and commits what it
+    has done), given ``STOP_GRACE_S`` to do so, cancelled if still running, and the failure
+    is raised: the process exits with an error a supervisor sees, never hangs half-alive.
     """
     runners = [KafkaProcessorRunner(bootstrap, p, partitions, namespace) for p in processors]
-
-    async def guarded(runner: KafkaProcessorRunner) -> None:
-        try:
-            await runner.run(stop)
-        except Exception:
-            log.exception("processor failed: stopping the worker", processor=runner.processor.name)
-            stop.set()
-            raise
-
-    results = await asyncio.gather(*(guarded(r) for r in runners), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+    tasks = [asyncio.create_task(r.run(stop), name=r.processor.name) for r in runners]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    failed = next((t for t in done if not t.cancelled() and t.exception() is not None), None)
+    if failed is None:
+        return
+    error = failed.exception()
+    assert error is not None
+    log.error("processor failed: stopping the worker", processor=failed.get_name(), exc_info=error)
+    stop.set()
+    if pending:
+        _, stuck = await asyncio.wait(pending, timeout=STOP_GRACE_S)
+        for task in stuck:
+            task.cancel()
+        if stuck:
+            await asyncio.wait(stuck, timeout=5.0)
+    raise error
