@@ -467,8 +467,9 @@ async def run_processors(
         return
     error = failed.exception()
     assert error is not None
-    log.error("processor failed: stopping the worker", processor=failed.get_name(), exc_info=error)
-    stop.set()
+    stop.set()  # first: nothing below, not even a failing log stream, may keep the others running
+    with contextlib.suppress(Exception):
+        log.error("processor failed: stopping the worker", processor=failed.get_name(), exc_info=error)
     if pending:
         _, stuck = await asyncio.wait(pending, timeout=STOP_GRACE_S)
         for task in stuck:
