@@ -146,6 +146,7 @@ def new_state() -> dict[str, Any]:
         "suppress_rank": 0,
         "commands": [],
         "outbox": [],
+        "implausible": {},
     }
 
 
@@ -264,7 +265,7 @@ def _flag(
     flags: list[RejectedRecord] | None,
 ) -> None:
     """Keep ``state["implausible"]`` (source → since) and record each claim newly left out."""
-    flagged: dict[str, int] = state.setdefault("implausible", {})
+    flagged: dict[str, int] = state.setdefault("implausible", {})  # states from before it existed
     for source_id in [s for s in flagged if s not in left_out]:
         del flagged[source_id]
     for source_id, entry in left_out.items():

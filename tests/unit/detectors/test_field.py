@@ -1,6 +1,6 @@
 """The radars' vote on a township's rain gauges (``detectors.field``): tables of scans.
 
-Grid 40 × 40 cells of 0.01° from (120.0, 27.0); window 30 min, wet at ≥ 30 dBZ within 2 km
+Grid 40 × 40 cells of 0.01° from (119.6, 27.0); window 30 min, wet at ≥ 30 dBZ within 2 km
 (± 2 cells) of a gauge, a gap over 12 min restarts the window. Scans every 6 min; ``.`` is
 no echo near the gauge, a number is the dBZ there; the vote row is 1 = dry, 0 = not::
 
@@ -25,13 +25,11 @@ from 72). A township with a gauge whose neighbourhood leaves the grid gets no vo
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from schemas.observations import RadarScan
 from services.rules.detectors.field import (
     FIELD_METRIC,
     FieldCheckConfig,
@@ -40,9 +38,9 @@ from services.rules.detectors.field import (
     field_votes,
     new_field_state,
 )
+from tests.unit.detectors.test_convection import CELL_DEG, LAT0, LON0, radar_scan
 
-T0 = datetime(2019, 8, 9, 6, 0, tzinfo=UTC)
-LON0, LAT0, CELL = 120.0, 27.0, 0.01
+CELL = CELL_DEG
 N = 40
 CONFIG = FieldCheckConfig(window_s=1800, max_gap_s=720)
 TOWN, EDGE = "330302001", "330302002"
@@ -63,25 +61,11 @@ def grid(dbz: float | None, col_offset: int = 0) -> Grid:
     return out
 
 
-def scan(minute: int, cells: Grid) -> RadarScan:
-    return RadarScan(
-        station_id="RADAR-X1",
-        observed_at=T0 + timedelta(minutes=minute),
-        band="X",
-        origin_lon=LON0,
-        origin_lat=LAT0,
-        cell_deg=CELL,
-        n_rows=N,
-        n_cols=N,
-        dbz_b64=RadarScan.pack_dbz(cells),
-    )
-
-
 def votes(timeline: list[tuple[int, Grid]]) -> list[int]:
     state = new_field_state()
     out = []
     for minute, cells in timeline:
-        s = scan(minute, cells)
+        s = radar_scan(minute, cells)
         out.append(int(field_votes(s, s.dbz(), state, SITES, CONFIG)[TOWN]))
     return out
 
@@ -117,16 +101,16 @@ def test_vote_timeline(timeline: list[tuple[int, Grid]], expected: list[int]) ->
 
 def test_a_township_partly_off_the_grid_gets_no_vote() -> None:
     state = new_field_state()
-    s = scan(0, grid(None))
+    s = radar_scan(0, grid(None))
     assert set(field_votes(s, None, state, SITES, CONFIG)) == {TOWN}
 
 
 def test_redelivered_scan_votes_again_and_leaves_state_alone() -> None:
     state = new_field_state()
     for minute in MINUTES[:-1]:
-        s = scan(minute, grid(None))
+        s = radar_scan(minute, grid(None))
         field_votes(s, None, state, SITES, CONFIG)
-    last = scan(MINUTES[-1], grid(35.0))
+    last = radar_scan(MINUTES[-1], grid(35.0))
     first = field_votes(last, None, state, SITES, CONFIG)
     before = json.dumps(state, sort_keys=True)
     assert field_votes(last, None, state, SITES, CONFIG) == first == {TOWN: False}
@@ -136,7 +120,7 @@ def test_redelivered_scan_votes_again_and_leaves_state_alone() -> None:
 def test_state_is_bounded_by_the_townships_and_json() -> None:
     state = new_field_state()
     for minute in range(0, 600, 6):
-        s = scan(minute, grid(40.0 if minute % 60 == 0 else None))
+        s = radar_scan(minute, grid(40.0 if minute % 60 == 0 else None))
         field_votes(s, None, state, SITES, CONFIG)
     assert set(state) == {"since", "last", "wet"}
     assert set(state["wet"]) <= {TOWN}
