@@ -135,7 +135,7 @@ class RadarProcessor(_HazardProcessor):
     name: ClassVar[str] = "rules-radar"
     topics: ClassVar[tuple[str, ...]] = (tn.OBS_RADAR,)
     outputs: ClassVar[tuple[str, ...]] = (tn.ASSESSMENTS, tn.OBS_REJECTED)
-    hazards: ClassVar[tuple[str, ...]] = ("convection", "short_heavy_rain")
+    hazards: ClassVar[tuple[str, ...]] = ("convection", "short_heavy_rain", "rainstorm")
 
     def __init__(
         self,

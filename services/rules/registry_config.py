@@ -17,7 +17,7 @@ What each registry record becomes:
 Expected sources (``expected_sources``), per lifecycle key ``hazard:township``: which
 sources the lifecycle waits for before deciding at an event time (``lifecycle.fold``)::
 
-    rainstorm           rain gauges of the township
+    rainstorm           rain gauges of the township + radars covering it (radar nowcast)
     short_heavy_rain    rain gauges of the township + radars covering it (radar nowcast)
     convection          radars covering the township
     geohazard           monitoring points of the township
@@ -217,11 +217,12 @@ def expected_sources(
     """The lifecycle's ``expected_sources`` for every hazard key (table in the module doc)."""
     empty: frozenset[str] = frozenset()
     radar_map = radars or {}
+    gauges_and_radars = {
+        town: rain_gauges.get(town, empty) | radar_map.get(town, empty) for town in {*rain_gauges, *radar_map}
+    }
     by_hazard: dict[str, Mapping[str, frozenset[str]]] = {
-        "rainstorm": rain_gauges,
-        "short_heavy_rain": {
-            town: rain_gauges.get(town, empty) | radar_map.get(town, empty) for town in {*rain_gauges, *radar_map}
-        },
+        "rainstorm": gauges_and_radars,
+        "short_heavy_rain": gauges_and_radars,
         "convection": radar_map,
         "geohazard": points or {},
         "flood": gauges_by_township(gauges or {}, "flood"),

@@ -80,6 +80,16 @@ from services.rules.detectors.common import (
     from_epoch_s,
 )
 from services.rules.detectors.field import FieldCheckConfig, GaugeSites, field_evidence, field_votes, new_field_state
+from services.rules.detectors.rainstorm_nowcast import RULE_ID as RAINSTORM_RULE_ID
+from services.rules.detectors.rainstorm_nowcast import (
+    RainstormNowcast,
+    RainstormNowcastConfig,
+    fold_qpe,
+    new_qpe_state,
+    point_sampling,
+    rainstorm_nowcast,
+    sample_rates,
+)
 from services.rules.detectors.short_heavy_rain import ShortHeavyRainConfig, assess_short_heavy_rain_forecast
 
 FloatArray = npt.NDArray[np.float64]
@@ -205,6 +215,7 @@ class ConvectionConfig(FrozenConfig):
     zr: ZRCoefficients = ZRCoefficients()
     shr: ShortHeavyRainConfig = ShortHeavyRainConfig()
     field: FieldCheckConfig = FieldCheckConfig()
+    rainstorm: RainstormNowcastConfig = RainstormNowcastConfig()
 
 
 DEFAULT_CONVECTION_CONFIG = ConvectionConfig()
@@ -783,6 +794,7 @@ def assess_convection(
     forecast = nowcast_swaths(
         tracks, townships.lon[covered], townships.lat[covered], codes, horizon_s, step_s, base_s=scan_s, config=config
     )
+    rainstorm = _rainstorm_nowcasts(scan, grid, state, townships, covered, forecast.rain_rate_mm_h, config)
     by_id = {t.track_id: t for t in tracks}
     rolling = _rolling_rain_mm(forecast.rain_rate_mm_h, step_s) if forecast.offsets_s.size > 1 else None
     # Per township: the highest forecast dBZ and 60-min rain in one pass each; most
@@ -817,7 +829,80 @@ def assess_convection(
             vote = votes.get(code)
             found = vote_evidence[vote] if vote is not None else ()
             out.append(_none("short_heavy_rain", code, radar, at, SHR_RULE_ID, found))
+        if rainstorm is not None:
+            nowcast = rainstorm[k]
+            if nowcast is None:
+                out.append(_none("rainstorm", code, radar, at, RAINSTORM_RULE_ID))
+            else:
+                out.append(_rainstorm_assessment(scan, code, nowcast))
     return out
+
+
+def _rainstorm_nowcasts(
+    scan: RadarScan,
+    grid: npt.NDArray[np.floating[Any]] | None,
+    state: dict[str, Any],
+    townships: TownshipPoints,
+    covered: npt.NDArray[np.intp],
+    forecast_rate_mm_h: FloatArray,
+    config: ConvectionConfig,
+) -> list[RainstormNowcast | None] | None:
+    """Fold a new scan's QPE into ``state["qpe"]``, then nowcast the covered townships (``None``: off)."""
+    settings = config.rainstorm
+    if not settings.enabled:
+        return None
+    n = len(townships.codes)
+    qpe = state.get("qpe")
+    if qpe is None or qpe["n"] != n:  # first scan, or a registry with other townships: start afresh
+        qpe = state["qpe"] = new_qpe_state(n)
+    if grid is not None:  # a new scan (a redelivered one was folded the first time)
+        sampling = point_sampling(
+            townships, scan.origin_lon, scan.origin_lat, scan.cell_deg, scan.n_rows, scan.n_cols, settings.radius_km
+        )
+        rates = sample_rates(grid, sampling, lambda dbz: dbz_to_rain_rate_mm_h(dbz, config.zr))
+        fold_qpe(qpe, epoch_s(scan.observed_at), rates, settings)
+    return rainstorm_nowcast(
+        qpe, epoch_s(scan.observed_at), covered, forecast_rate_mm_h, config.nowcast.step_s, settings
+    )
+
+
+def _rainstorm_assessment(scan: RadarScan, code: str, nowcast: RainstormNowcast) -> HazardAssessment:
+    radar = scan.station_id
+    hours = nowcast.window_s // 3600
+    evidence = (
+        Evidence(
+            station_id=radar,
+            metric=f"rain_{hours}h_nowcast_mm",
+            value=nowcast.total_mm,
+            threshold=nowcast.threshold_mm,
+            window_s=nowcast.window_s,
+            basis="forecast",
+        ),
+        Evidence(
+            station_id=radar,
+            metric="rain_radar_observed_mm",
+            value=nowcast.observed_mm,
+            window_s=nowcast.window_s - nowcast.lead_s,
+        ),
+        Evidence(
+            station_id=radar,
+            metric="rain_forecast_mm",
+            value=nowcast.forecast_mm,
+            window_s=nowcast.lead_s,
+            basis="forecast",
+        ),
+    )
+    return HazardAssessment(
+        hazard="rainstorm",
+        township_code=code,
+        source_id=radar,
+        assessed_at=scan.observed_at,
+        level=nowcast.level,
+        rule_id=RAINSTORM_RULE_ID,
+        onset_at=from_epoch_s(nowcast.onset_s),
+        certainty="Likely",
+        evidence=evidence,
+    )
 
 
 def _none(

@@ -439,7 +439,7 @@ def test_one_assessment_per_covered_township_and_hazard(moving_blob_run: Any) ->
     covered = set(towns.codes) - {OUTSIDE}
     for out in outputs:
         keys = [(a.hazard, a.township_code) for a in out]
-        assert len(keys) == len(set(keys)) == 2 * len(covered)
+        assert len(keys) == len(set(keys)) == 3 * len(covered)  # convection, SHR and rainstorm nowcasts
         assert {code for _, code in keys} == covered
         assert all(a.source_id == RADAR and a.assessed_at == out[0].assessed_at for a in out)
 
@@ -486,10 +486,12 @@ def test_property_state_bounded_json_and_idempotent(scans: list[list[tuple[float
         scan = radar_scan(6 * i, blobs(centres, n_rows=40, n_cols=40))
         first = assess_convection(scan, state, towns, config)
         assert assess_convection(scan, state, towns, config) == first
-        assert len(first) == 4
+        assert len(first) == 6  # 2 townships x (convection, SHR, rainstorm)
         assert len(state["tracks"]) <= 5
+        qpe = config.rainstorm
+        assert len(state["qpe"]["t"]) <= qpe.max_window_s // qpe.bucket_s + 2
         assert all(len(r["t"]) <= 3 and r["missed"] <= 2 for r in state["tracks"])
-        assert json.loads(json.dumps(state)) == state
+        assert json.loads(json.dumps(state, allow_nan=False)) == state
 
 
 @settings(max_examples=100, deadline=None)

@@ -52,9 +52,10 @@ def test_expected_sources_per_hazard(registry: GeoRegistry) -> None:
     radars = radars_covering(registry)
     for town in registry.townships:
         code = town.code
-        assert expected(f"rainstorm:{code}") == rain.get(code, frozenset())
+        gauges_and_radars = rain.get(code, frozenset()) | radars.get(code, frozenset())
+        assert expected(f"rainstorm:{code}") == gauges_and_radars  # the radar's rainstorm nowcast
         assert expected(f"convection:{code}") == radars.get(code, frozenset())
-        assert expected(f"short_heavy_rain:{code}") == rain.get(code, frozenset()) | radars.get(code, frozenset())
+        assert expected(f"short_heavy_rain:{code}") == gauges_and_radars
         assert expected(f"geohazard:{code}") == points.get(code, frozenset())
         assert expected(f"gale:{code}") == expected(f"typhoon:{code}") == frozenset()
     for station in registry.stations_of("water_level"):
