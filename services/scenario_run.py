@@ -58,6 +58,7 @@ from services.ingest.simulate.scenario import Scenario
 from services.ingest.simulate.truth import GroundTruth
 from services.ingest.simulate.world import iter_world
 from services.pipeline import IngestCounts, admit_batch
+from services.rules.detectors.convection import ConvectionConfig
 from services.rules.lifecycle import LifecyclePolicy
 from services.rules.processors import LifecycleProcessor, rules_processors
 
@@ -111,6 +112,8 @@ class RuleSet(BaseModel):
     allowed_lateness_s = 600
     [lifecycle]            # any LifecyclePolicy field (services.rules.lifecycle)
     deescalate_dwell_s = 5400
+    [radar.rainstorm]      # any ConvectionConfig field (services.rules.detectors.convection)
+    enabled = false
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -118,6 +121,7 @@ class RuleSet(BaseModel):
     name: str = Field(default="active", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)
     allowed_lateness_s: int = Field(default=600, ge=0, le=86_400)
     lifecycle: dict[str, Any] = Field(default_factory=dict)
+    radar: ConvectionConfig = Field(default_factory=ConvectionConfig, description="the radar nowcast's configuration")
 
     def policy(self) -> LifecyclePolicy:
         return LifecyclePolicy.model_validate({"allowed_lateness_s": self.allowed_lateness_s, **self.lifecycle})
@@ -154,7 +158,7 @@ def load_rule_set(path: Path) -> RuleSet:
 def scenario_processors(registry: GeoRegistry, metrics: Metrics, rule_set: RuleSet | None = None) -> list[Processor]:
     """The rules service's processors configured from the registry and a rule set."""
     rules = rule_set or RuleSet()
-    processors = rules_processors(metrics, rules.allowed_lateness_s, registry=registry)
+    processors = rules_processors(metrics, rules.allowed_lateness_s, registry=registry, convection=rules.radar)
     for proc in processors:
         if isinstance(proc, LifecycleProcessor):
             proc.policy = rules.policy()

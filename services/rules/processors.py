@@ -31,6 +31,7 @@ from services.common.logging import get_logger
 from services.common.metrics import Metrics
 from services.common.rejects import rejection
 from services.rules.detectors.common import from_epoch_s
+from services.rules.detectors.convection import DEFAULT_CONVECTION_CONFIG, ConvectionConfig
 from services.rules.detectors.health import FAULTY, RAIN_HEALTH, SUPPRESSED_PREFIX, judge, new_health_state
 from services.rules.detectors.rainstorm import DEFAULT_RAINSTORM_RULES, RainstormRule, rainstorm_level
 from services.rules.detectors.rainstorm import RULE_ID as RAINSTORM_RULE_ID
@@ -400,8 +401,9 @@ def rules_processors(
     allowed_lateness_s: int = 600,
     rain_gauges_by_township: Mapping[str, frozenset[str]] | None = None,
     registry: GeoRegistry | None = None,
+    convection: ConvectionConfig | None = None,
 ) -> list[Processor]:
-    """The rules service's processors.
+    """The rules service's processors (``convection``: the radar nowcast's configuration).
 
     Without ``registry``: rain (rainstorm, SHR, gale, typhoon on observed winds only: no
     station positions for the advisories' forecast) and the lifecycle, which waits for
@@ -427,7 +429,12 @@ def rules_processors(
         gauges = water_gauges((*registry.stations_of("water_level"), *registry.stations_of("tide")))
         expected = expected_sources(rain, radars_covering(registry), stations_by_township(points), gauges)
         processors += [
-            RadarProcessor(township_points(registry), metrics=shared, gauges=gauge_sites(registry.stations_of("rain"))),
+            RadarProcessor(
+                township_points(registry),
+                convection or DEFAULT_CONVECTION_CONFIG,
+                metrics=shared,
+                gauges=gauge_sites(registry.stations_of("rain")),
+            ),
             GeoHazardProcessor(geohazard_points(points), metrics=shared),
             WaterLevelProcessor(gauges, metrics=shared),
         ]

@@ -292,7 +292,11 @@ async def test_rainstorm_warnings_never_later_than_the_observed_crossing(registr
     )  # no sensor faults: every crossing is a real one
     seen = [json.loads(value) for value in run.kept["rules-rainstorm"]]
     messages = run.messages
-    crossings = observed_crossings(seen)
+    # The radars covering a township are expected rainstorm sources (their nowcast, decision 28)
+    # but this world has none: the lifecycle decides a time once the allowed lateness (600 s)
+    # has passed it, so the run's last 10 minutes stay undecided.
+    decided_until = run.scenario.end - timedelta(seconds=600)
+    crossings = {k: at for k, at in observed_crossings(seen).items() if at <= decided_until}
     assert {level for _, level in crossings} >= {"blue", "yellow", "orange"}, sorted(crossings)
     warned: dict[tuple[str, int], datetime] = {}  # (township, rank) → first message at or above it
     for m in messages:

@@ -14,6 +14,7 @@ from services.common.geo.registry import GeoRegistry, default_registry
 from services.common.metrics import Metrics
 from services.common.settings import RulesSettings
 from services.ingest.simulate.scenario import Scenario, find_scenario, load_scenario
+from services.rules.hazard_processors import RadarProcessor
 from services.scenario_run import RuleSet, RunResult, ScenarioRun, load_rule_set, scenario_processors, trim
 from services.skill import check_targets, scorecard_for
 
@@ -92,6 +93,18 @@ def test_rule_set_file_errors_name_the_key(tmp_path: Path) -> None:
     bad.write_text('name = "slow"\n[lifecycle]\ndeescalate_dwell_s = -1\n')
     with pytest.raises(ValueError, match="deescalate_dwell_s"):
         load_rule_set(bad)
+    radar = tmp_path / "radar.toml"
+    radar.write_text('name = "no-rainstorm-nowcast"\n[radar.rainstorm]\nenabled = false\n')
+    assert load_rule_set(radar).radar.rainstorm.enabled is False
+    (radar_processor,) = [
+        p for p in scenario_processors(default_registry(), Metrics(), load_rule_set(radar)) if p.name == "rules-radar"
+    ]
+    assert isinstance(radar_processor, RadarProcessor)
+    assert radar_processor.config.rainstorm.enabled is False
+    typo = tmp_path / "typo.toml"
+    typo.write_text('name = "x"\n[radar.rainstorm]\nmin_forcast_mm = 2\n')
+    with pytest.raises(ValueError, match=r"radar\.rainstorm\.min_forcast_mm"):
+        load_rule_set(typo)
     unknown = tmp_path / "unknown.toml"
     unknown.write_text('name = "x"\nthreshold = 3\n')
     with pytest.raises(ValueError, match="threshold"):

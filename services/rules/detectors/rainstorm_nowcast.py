@@ -20,7 +20,10 @@ shorter than the windows (3 h and more), so the forecast half is the rolling win
 
 A rule (level, window ``W``, threshold) holds when, for some step ``h`` of the horizon,
 ``total(h) ≥ threshold`` with ``forecast(t, t + h] ≥ min_forecast_mm`` (rain is forecast to
-continue: without forecast rain there is nothing to add to what the gauges say). Only rules
+continue: without forecast rain there is nothing to add to what the gauges say) and
+``observed(t + h − W, t] ≥ min_observed_fraction · threshold`` (half, by default: the
+forecast completes an accumulation under way; extrapolated cells alone are not skilful
+enough at township scale to announce a 3-h rainstorm, decision 28). Only rules
 whose window is at least the horizon and at most ``max_window_s`` are nowcast; by default
 the 3-h rules, orange and red, as the domain notes suggest ("feed 3-h accumulations into the
 暴雨 orange/red rules", §1.6 [A]). ``onset_at`` is ``t`` when the radar's observed rain
@@ -79,6 +82,13 @@ class RainstormNowcastConfig(FrozenConfig):
     )
     min_forecast_mm: float = Field(
         default=1.0, ge=0.0, description="[A] 'rain likely to continue': forecast rain needed for a rule to hold"
+    )
+    min_observed_fraction: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="[A] the radar's observed rain in the window must be at least this share of the threshold: "
+        "the forecast completes an accumulation under way, it does not make one alone (decision 28)",
     )
 
     def nowcast_rules(self, horizon_s: int) -> tuple[RainstormRule, ...]:
@@ -232,7 +242,8 @@ def rainstorm_nowcast(
         first = np.searchsorted(starts, scan_s + offsets - rule.window_s, side="left")
         observed = suffix[first].T  # (T, K)
         total = observed + forecast
-        holds = (total >= rule.threshold_mm) & continuing
+        under_way = observed >= config.min_observed_fraction * rule.threshold_mm
+        holds = (total >= rule.threshold_mm) & continuing & under_way
         for i in np.flatnonzero(holds.any(axis=1)).tolist():
             if out[i] is not None:
                 continue

@@ -20,6 +20,9 @@ from the last scan (step 0 = now), padded with ``.`` to the 90-min horizon.
     short-gap-counts             5 ×6, 1 missing, 5 ×5          1 1 .        orange now (25 + 10 + 20 = 55:
                                                                              a 10-min gap ≤ max_gap_s counts)
     six-hour-rule-off-by-default 1 ×61 → 60 mm in 5 h           1 …          none; yellow with 12-h rules on
+    forecast-alone-is-not-enough ........ → 0 mm                5 … (90 mm)  none (observed < half of 50)
+    under-half-observed          2 ×13 → 24 mm                  3 …          none (24 < 25)
+    half-observed                2 ×13, 1 → 25.5 mm             3 …          orange, +45 min (25.5 + 2 + 8·3)
 """
 
 from __future__ import annotations
@@ -92,6 +95,9 @@ def forever(char: str) -> str:
         pytest.param("5" * 6 + "___" + "5" * 5, "11", None, None, id="gap-adds-nothing"),
         pytest.param("5" * 6 + "_" + "5" * 5, "11", "orange", 0, id="short-gap-counts"),
         pytest.param("1" * 61, forever("1"), None, None, id="six-hour-rule-off-by-default"),
+        pytest.param("." * 12, forever("5"), None, None, id="forecast-alone-is-not-enough"),
+        pytest.param("2" * 13, forever("3"), None, None, id="under-half-observed"),
+        pytest.param("2" * 13 + "1", forever("3"), "orange", 45, id="half-observed"),
     ],
 )
 def test_nowcast_table(observed: str, forecast: str, level: str | None, onset_min: int | None) -> None:
@@ -138,6 +144,15 @@ def test_no_rule_is_nowcast_when_the_horizon_is_longer_than_its_window() -> None
     assert [r.level for r in config.nowcast_rules(5400)] == ["red", "orange", "yellow", "blue"]
     assert [r.level for r in config.nowcast_rules(4 * 3600)] == ["yellow", "blue"]
     assert [r.level for r in RainstormNowcastConfig().nowcast_rules(5400)] == ["red", "orange"]
+
+
+def test_a_forecast_alone_warns_when_configured_to() -> None:
+    """``min_observed_fraction = 0``: the "will reach" half on the forecast alone. 60 mm/h
+    forecast (step 0 included): 5 mm per step, 50 mm at +50 min, 90 by +90."""
+    result = nowcast("." * 12, forever("5"), RainstormNowcastConfig(min_observed_fraction=0.0))
+    assert result is not None
+    assert (result.level, result.observed_mm, result.forecast_mm) == ("orange", 0.0, 90.0)
+    assert result.onset_s == T0 + 11 * STEP + 50 * 60
 
 
 def test_min_forecast_is_configurable() -> None:
