@@ -62,9 +62,13 @@ class FieldCheckConfig(FrozenConfig):
 DEFAULT_FIELD_CHECK = FieldCheckConfig()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class GaugeSites:
-    """Township code → its rain gauges' (lon, lat), in code order (built from the registry)."""
+    """Township code → its rain gauges' (lon, lat), in code order (built from the registry).
+
+    Hashed by identity (``eq=False``), like ``TownshipPoints``: the sampling cache is looked
+    up on every scan, and hashing ~750 coordinate pairs each time cost more than the lookup.
+    """
 
     codes: tuple[str, ...]
     sites: tuple[tuple[tuple[float, float], ...], ...]
