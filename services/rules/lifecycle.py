@@ -184,6 +184,10 @@ def fold(
     decided_until: int | None = state["decided_until"]
 
     if decided_until is not None and t <= decided_until:
+        # only the source's last entry at or before ``decided_until`` counts for later decisions:
+        # a source far behind the others (a partition replaying a backlog) must not pile up
+        # entries until the watermark next moves
+        _trim(history, decided_until)
         replay = [m for m in state["outbox"] if m["t"] >= t]
         return [WarningMessage.model_validate(m["msg"]) for m in replay], True
 
@@ -426,13 +430,17 @@ def _forecast_at(
     return Forecast(onset, certainty)
 
 
+def _trim(history: list[list[Any]], watermark: int) -> None:
+    """Keep the last entry at or before the watermark (the level "now") and later ones."""
+    for keep_from in range(len(history) - 1, 0, -1):
+        if history[keep_from][0] <= watermark:
+            del history[:keep_from]
+            break
+
+
 def _prune(state: dict[str, Any], watermark: int, policy: LifecyclePolicy) -> None:
     for history in state["sources"].values():
-        # keep the last entry at or before the watermark (the level "now") and later ones
-        for keep_from in range(len(history) - 1, 0, -1):
-            if history[keep_from][0] <= watermark:
-                del history[:keep_from]
-                break
+        _trim(history, watermark)
     if state["outbox"]:
         horizon = watermark - max(policy.outbox_keep_s, policy.allowed_lateness_s)
         state["outbox"] = [m for m in state["outbox"] if m["t"] >= horizon]

@@ -168,3 +168,26 @@ def test_the_quiet_fast_path_decides_as_the_full_loop(series: list[list[str]], o
         return out, state
 
     assert fold_all(skip_quiet=True) == fold_all(skip_quiet=False)
+
+
+def test_a_source_far_behind_keeps_a_bounded_history_and_its_last_level_counts() -> None:
+    """Partition skew: a radar 5 h ahead moves the decisions on, so each of the gauge's 300
+    reports arrives late. Only its last entry at or before the decided time matters from then
+    on; the state kept one entry, not 300 (a Kafka worker replaying a backlog wrote a
+    300-kB changelog entry for one key before this, and one over the broker's 1 MB limit)."""
+    policy = LifecyclePolicy(allowed_lateness_s=600)
+    state: dict[str, Any] = new_state()
+    fold(state, assessment("RADAR", 300, "none"), policy)
+    decided = state["decided_until"]
+    for minute in range(300):
+        messages, late = fold(state, assessment("G1", minute, "orange" if minute == 299 else "none"), policy)
+        assert late
+        assert messages == []
+    assert state["decided_until"] == decided
+    assert len(state["sources"]["G1"]) == 1
+    # the radar moves to 301, the gauge catches up at 302: the decision at 301 takes the gauge's
+    # level then, its last late entry (orange at 299), kept by the trim
+    assert fold(state, assessment("RADAR", 301, "none"), policy) == ([], False)
+    messages, late = fold(state, assessment("G1", 302, "orange"), policy)
+    assert not late
+    assert [(m.msg_type, m.level, m.sent_at) for m in messages] == [("Alert", "orange", T0 + timedelta(minutes=301))]
