@@ -20,7 +20,9 @@ differently on each run. To give the same warnings whatever the interleaving:
    the highest point level, raised when several points are at orange or above; see
    ``detectors.geohazard.township_geohazard_rollup`` and ``LifecyclePolicy.geohazard_rollup``).
 4. A record at or before ``decided_until`` is a repeat or late: it is folded into the
-   history (for later decisions) and the messages decided since its time are re-emitted
+   history (for later decisions, which read only the source's last entry at or before
+   ``decided_until`` and later ones: the rest is trimmed, so a source far behind the
+   others keeps a bounded history) and the messages decided since its time are re-emitted
    from the outbox (same ids), so a crash between a state write and a publish loses
    nothing; consumers drop the repeats by id.
 
