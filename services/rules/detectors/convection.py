@@ -84,6 +84,7 @@ from services.rules.detectors.rainstorm_nowcast import RULE_ID as RAINSTORM_RULE
 from services.rules.detectors.rainstorm_nowcast import (
     RainstormNowcast,
     RainstormNowcastConfig,
+    cumulative_rain_mm,
     fold_qpe,
     new_qpe_state,
     point_sampling,
@@ -657,10 +658,9 @@ def track_cells(
 
 def _rolling_rain_mm(rate_mm_h: FloatArray, step_s: int) -> FloatArray:
     """Rolling 60-min rain ending at each step 1..K (trapezoid between steps); (T, K)."""
-    interval_mm = (rate_mm_h[:, 1:] + rate_mm_h[:, :-1]) * 0.5 * step_s / 3600.0
     window = max(1, round(3600 / step_s))
-    cumulative = np.concatenate([np.zeros((interval_mm.shape[0], 1)), np.cumsum(interval_mm, axis=1)], axis=1)
-    ends = np.arange(1, interval_mm.shape[1] + 1)
+    cumulative = cumulative_rain_mm(rate_mm_h, step_s)
+    ends = np.arange(1, cumulative.shape[1])
     starts = np.maximum(0, ends - window)
     rolling: FloatArray = cumulative[:, ends] - cumulative[:, starts]
     return rolling
@@ -794,7 +794,7 @@ def assess_convection(
     forecast = nowcast_swaths(
         tracks, townships.lon[covered], townships.lat[covered], codes, horizon_s, step_s, base_s=scan_s, config=config
     )
-    rainstorm = _rainstorm_nowcasts(scan, grid, state, townships, covered, forecast.rain_rate_mm_h, config)
+    rainstorm = _rainstorm_nowcasts(scan, scan_s, grid, state, townships, covered, forecast.rain_rate_mm_h, config)
     by_id = {t.track_id: t for t in tracks}
     rolling = _rolling_rain_mm(forecast.rain_rate_mm_h, step_s) if forecast.offsets_s.size > 1 else None
     # Per township: the highest forecast dBZ and 60-min rain in one pass each; most
@@ -840,6 +840,7 @@ def assess_convection(
 
 def _rainstorm_nowcasts(
     scan: RadarScan,
+    scan_s: int,
     grid: npt.NDArray[np.floating[Any]] | None,
     state: dict[str, Any],
     townships: TownshipPoints,
@@ -860,10 +861,8 @@ def _rainstorm_nowcasts(
             townships, scan.origin_lon, scan.origin_lat, scan.cell_deg, scan.n_rows, scan.n_cols, settings.radius_km
         )
         rates = sample_rates(grid, sampling, lambda dbz: dbz_to_rain_rate_mm_h(dbz, config.zr))
-        fold_qpe(qpe, epoch_s(scan.observed_at), rates, settings)
-    return rainstorm_nowcast(
-        qpe, epoch_s(scan.observed_at), covered, forecast_rate_mm_h, config.nowcast.step_s, settings
-    )
+        fold_qpe(qpe, scan_s, rates, settings)
+    return rainstorm_nowcast(qpe, scan_s, covered, forecast_rate_mm_h, config.nowcast.step_s, settings)
 
 
 def _rainstorm_assessment(scan: RadarScan, code: str, nowcast: RainstormNowcast) -> HazardAssessment:

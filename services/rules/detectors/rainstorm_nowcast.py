@@ -41,7 +41,7 @@ State (in the radar's state, JSON-compatible, bounded by ``max_window_s`` / ``bu
 buckets of the townships' values)::
 
     {"n": townships, "last": last scan s, "prev": rates at it | None,
-     "t": [bucket starts], "mm": [[mm per township] | None (all dry), …]}
+     "t": [bucket starts], "mm": [[mm per township], …]}   (only buckets with rain)
 
 Limits: the observed half is unadjusted radar QPE (no gauge merging): a Z–R bias is a bias
 in the warning. Stratiform rain below the cell threshold (35 dBZ) counts as observed but is
@@ -156,6 +156,13 @@ def sample_rates(
     return means
 
 
+def cumulative_rain_mm(rate_mm_h: FloatArray, step_s: int) -> FloatArray:
+    """Rain from step 0 to each step (trapezoid between steps), per row: (T, K), column 0 is 0."""
+    interval = (rate_mm_h[:, 1:] + rate_mm_h[:, :-1]) * 0.5 * step_s / 3600.0
+    cumulative: FloatArray = np.concatenate([np.zeros((rate_mm_h.shape[0], 1)), np.cumsum(interval, axis=1)], axis=1)
+    return cumulative
+
+
 def new_qpe_state(n_townships: int) -> dict[str, Any]:
     return {"n": n_townships, "last": None, "prev": None, "t": [], "mm": []}
 
@@ -187,9 +194,7 @@ def _add(state: dict[str, Any], scan_s: int, added: FloatArray, bucket_s: int) -
     start = (scan_s - 1) // bucket_s * bucket_s  # bucket (start, start + bucket_s] holds scan_s
     starts: list[int] = state["t"]
     if starts and starts[-1] == start:
-        current = state["mm"][-1]
-        total = added if current is None else np.asarray(current, dtype=np.float64) + added
-        state["mm"][-1] = np.round(total, 3).tolist()
+        state["mm"][-1] = np.round(np.asarray(state["mm"][-1], dtype=np.float64) + added, 3).tolist()
     else:
         starts.append(start)
         state["mm"].append(np.round(added, 3).tolist())
@@ -227,14 +232,12 @@ def rainstorm_nowcast(
     out: list[RainstormNowcast | None] = [None] * len(towns)
     if not rules or not len(towns):
         return out
-    interval = (forecast_rate_mm_h[:, 1:] + forecast_rate_mm_h[:, :-1]) * 0.5 * step_s / 3600.0
-    forecast = np.concatenate([np.zeros((len(towns), 1)), np.cumsum(interval, axis=1)], axis=1)  # (T, K)
+    forecast = cumulative_rain_mm(forecast_rate_mm_h, step_s)  # (T, K)
     continuing = forecast >= config.min_forecast_mm
     if not continuing.any():
         return out
     starts = np.asarray(state["t"], dtype=np.int64)
-    rows = [np.zeros(state["n"]) if mm is None else np.asarray(mm, dtype=np.float64) for mm in state["mm"]]
-    buckets = np.stack(rows)[:, towns] if rows else np.zeros((0, len(towns)))
+    buckets = np.asarray(state["mm"], dtype=np.float64)[:, towns] if state["mm"] else np.zeros((0, len(towns)))
     # suffix[i] = rain in buckets i…end; a window from ``since`` takes the buckets starting at or after it
     suffix = np.concatenate([np.cumsum(buckets[::-1], axis=0)[::-1], np.zeros((1, len(towns)))], axis=0)
     offsets = np.arange(n_steps, dtype=np.int64) * step_s
